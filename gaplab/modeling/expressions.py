@@ -1,0 +1,516 @@
+"""Vectorized linear expressions over labelled index sets.
+
+An expression over index sets ``S1 x ... x Sk`` has one row per label tuple, in row-major
+order. Its linear part is a sparse matrix ``coef`` (rows by global variable columns) and its
+constant part a dense vector ``const``, so no Python object exists per term. Every operation is
+a sparse-matrix operation on those arrays.
+
+Alignment rules:
+
+1. Operands over the same dimensions (same set names and labels) combine row by row.
+2. An operand that lacks some dimensions of the other is broadcast over them, and operands over
+   different dimensions broadcast to their product, like numpy broadcasting by name.
+3. Two operands that share a dimension name but not its labels raise :class:`AlignmentError`
+   naming both sets. Use :meth:`LinExpr.reindex` to align them explicitly.
+4. Data (numpy arrays) must broadcast to the expression's shape; pandas Series align by label to
+   the dimension named by their index. NaN and infinite values raise ``ValueError``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pandas as pd
+import scipy.sparse as sp
+
+from gaplab.modeling.sets import AlignmentError, IndexSet
+
+if TYPE_CHECKING:
+    from gaplab.modeling.model import Model
+
+Operand = Any
+
+
+class LinExpr:
+    """A block of affine expressions ``coef @ x + const`` indexed by ``sets``."""
+
+    __slots__ = ("model", "sets", "coef", "const")
+    __array_ufunc__ = None  # numpy defers to our reflected operators
+
+    def __init__(
+        self, model: Model, sets: tuple[IndexSet, ...], coef: sp.csr_matrix, const: np.ndarray
+    ) -> None:
+        self.model = model
+        self.sets = sets
+        self.coef = coef
+        self.const = const
+
+    # ------------------------------------------------------------------ shape
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return tuple(len(s) for s in self.sets)
+
+    @property
+    def dims(self) -> tuple[str, ...]:
+        return tuple(s.name for s in self.sets)
+
+    @property
+    def size(self) -> int:
+        return int(self.coef.shape[0])
+
+    @property
+    def nnz(self) -> int:
+        return int(self.coef.nnz)
+
+    def __len__(self) -> int:
+        return self.size
+
+    def __repr__(self) -> str:
+        over = " x ".join(f"{s.name}[{len(s)}]" for s in self.sets) or "scalar"
+        return f"LinExpr({over}, {self.nnz} terms)"
+
+    def _set(self, dim: str) -> IndexSet:
+        for s in self.sets:
+            if s.name == dim:
+                return s
+        raise KeyError(f"expression has no dimension {dim!r}; its dimensions are {self.dims}")
+
+    # ------------------------------------------------------------------ arithmetic
+
+    def __add__(self, other: Operand) -> LinExpr:
+        return _combine(self, other, 1.0)
+
+    def __radd__(self, other: Operand) -> LinExpr:
+        return _combine(self, other, 1.0)
+
+    def __sub__(self, other: Operand) -> LinExpr:
+        return _combine(self, other, -1.0)
+
+    def __rsub__(self, other: Operand) -> LinExpr:
+        return _combine(self.scaled(-1.0), other, 1.0)
+
+    def __neg__(self) -> LinExpr:
+        return self.scaled(-1.0)
+
+    def __pos__(self) -> LinExpr:
+        return self
+
+    def __mul__(self, other: Operand) -> LinExpr:
+        if isinstance(other, LinExpr):
+            raise TypeError(
+                "the product of two expressions is not linear; multiply an expression by "
+                "numbers or data instead"
+            )
+        if _is_scalar(other):
+            return self.scaled(_check_number(other, "multiplier"))
+        expr, factor = _data_array(self, other, "multiplier")
+        return expr.scaled(factor)
+
+    __rmul__ = __mul__
+
+    def __truediv__(self, other: Operand) -> LinExpr:
+        if isinstance(other, LinExpr):
+            raise TypeError("dividing by an expression is not linear")
+        if _is_scalar(other):
+            divisor = _check_number(other, "divisor")
+            if divisor == 0:
+                raise ZeroDivisionError("division of an expression by zero")
+            return self.scaled(1.0 / divisor)
+        expr, factor = _data_array(self, other, "divisor")
+        if np.any(factor == 0):
+            raise ZeroDivisionError("division of an expression by data that contains zeros")
+        return expr.scaled(1.0 / factor)
+
+    def scaled(self, factor: float | np.ndarray) -> LinExpr:
+        """Multiply every row by ``factor`` (a number or one value per row)."""
+        coef = self.coef.copy()
+        if np.ndim(factor) == 0:
+            coef.data *= factor
+        else:
+            coef.data *= np.repeat(factor, np.diff(coef.indptr))
+        return LinExpr(self.model, self.sets, coef, self.const * factor)
+
+    # ------------------------------------------------------------------ comparisons
+
+    def __le__(self, other: Operand) -> Constraint:  # type: ignore[override]
+        return _constraint(self, other, "<=")
+
+    def __ge__(self, other: Operand) -> Constraint:  # type: ignore[override]
+        return _constraint(self, other, ">=")
+
+    def __eq__(self, other: Operand) -> Constraint:  # type: ignore[override]
+        return _constraint(self, other, "==")
+
+    __hash__ = object.__hash__
+
+    def __bool__(self) -> bool:
+        raise TypeError(
+            "an expression has no truth value; compare it with <=, >= or == inside "
+            "Model.subject_to"
+        )
+
+    def between(self, lower: Operand, upper: Operand) -> Constraint:
+        """The ranged constraint ``lower <= self <= upper``."""
+        lo = _bound_against(self, lower, "lower bound")
+        hi = _bound_against(self, upper, "upper bound")
+        return Constraint(self, lo - self.const, hi - self.const)
+
+    # ------------------------------------------------------------------ reductions
+
+    def sum(self, dims: str | Sequence[str] | None = None) -> LinExpr:
+        """Sum over the named dimensions, or over all of them when ``dims`` is None."""
+        if dims is None:
+            drop = set(self.dims)
+        else:
+            drop = {dims} if isinstance(dims, str) else set(dims)
+            for dim in drop:
+                self._set(dim)
+        keep = tuple(s for s in self.sets if s.name not in drop)
+        if len(keep) == len(self.sets):
+            return self
+        if not keep:
+            target = np.zeros(self.size, dtype=np.int64)
+        else:
+            grid = np.arange(self.size, dtype=np.int64).reshape(self.shape)
+            coords = np.unravel_index(grid.ravel(), self.shape)
+            kept = [coords[i] for i, s in enumerate(self.sets) if s.name not in drop]
+            target = np.ravel_multi_index(tuple(kept), tuple(len(s) for s in keep))
+        return _group_rows(self, keep, target)
+
+    # ------------------------------------------------------------------ selection
+
+    def sel(self, **selection: Any) -> LinExpr:
+        """Select rows by label along named dimensions.
+
+        A single label drops the dimension; a list of unique labels keeps it as a subset (a new
+        set with the same name, which no longer aligns with the full set).
+        """
+        expr = self
+        for dim, labels in selection.items():
+            axis = expr.dims.index(expr._set(dim).name)
+            full = expr.sets[axis]
+            if _is_label(labels, full):
+                positions = full.positions([labels])
+                new_sets = expr.sets[:axis] + expr.sets[axis + 1 :]
+            else:
+                positions = full.positions(labels)
+                subset = IndexSet(full.name, full.index[positions])
+                new_sets = expr.sets[:axis] + (subset,) + expr.sets[axis + 1 :]
+            expr = _take_along(expr, axis, positions, new_sets)
+        return expr
+
+    def at(self, labels: Any, *, over: IndexSet | str | None = None, dim: str | None = None) -> LinExpr:
+        """Pick one row per entry of ``labels`` along ``dim``, which may repeat labels.
+
+        The picked dimension is replaced by ``over``: an IndexSet with one label per entry. When
+        ``labels`` is a pandas Series with a named index, that index is used. This is how arc
+        constraints are written, for example ``start.at(arcs.dst) >= start.at(arcs.src)``.
+        """
+        if dim is None:
+            if len(self.sets) != 1:
+                raise ValueError(
+                    f"at() on an expression over {self.dims} needs dim= to say which dimension "
+                    "the labels refer to"
+                )
+            dim = self.dims[0]
+        axis = self.dims.index(self._set(dim).name)
+        target = _selection_set(labels, over, self.model)
+        positions = self.sets[axis].positions(labels)
+        if len(target) != len(positions):
+            raise ValueError(
+                f"over= has {len(target)} labels but the selection has {len(positions)} entries"
+            )
+        new_sets = self.sets[:axis] + (target,) + self.sets[axis + 1 :]
+        return _take_along(self, axis, positions, new_sets)
+
+    def __getitem__(self, key: Any) -> LinExpr:
+        """Select a single row by its label tuple, for example ``x["a", 0]``."""
+        labels = key if isinstance(key, tuple) and len(self.sets) > 1 else (key,)
+        if len(labels) != len(self.sets):
+            raise KeyError(
+                f"expected {len(self.sets)} labels (one for each of {self.dims}), got {key!r}"
+            )
+        return self.sel(**{s.name: label for s, label in zip(self.sets, labels, strict=True)})
+
+    def reindex(self, target: IndexSet, *, dim: str | None = None) -> LinExpr:
+        """Align one dimension to ``target`` by label; labels absent here become empty rows."""
+        if dim is None:
+            candidates = [s.name for s in self.sets if s.name == target.name]
+            if not candidates:
+                if len(self.sets) != 1:
+                    raise ValueError("reindex needs dim= when the target name matches no dimension")
+                candidates = [self.dims[0]]
+            dim = candidates[0]
+        axis = self.dims.index(self._set(dim).name)
+        source = self.sets[axis]
+        positions = source.index.get_indexer(target.index).astype(np.int64)
+        new_sets = self.sets[:axis] + (target,) + self.sets[axis + 1 :]
+        return _take_along(self, axis, positions, new_sets)
+
+    def expand(self, *sets: IndexSet) -> LinExpr:
+        """Broadcast this expression over additional ``sets`` (appended as new dimensions)."""
+        target = self.sets + tuple(s for s in sets if s.name not in self.dims)
+        return _broadcast(self, target)
+
+
+class Constraint:
+    """A block of rows ``lower <= expr.coef @ x <= upper``, not yet added to a model."""
+
+    __slots__ = ("expr", "lower", "upper")
+
+    def __init__(self, expr: LinExpr, lower: np.ndarray, upper: np.ndarray) -> None:
+        self.expr = expr
+        self.lower = lower
+        self.upper = upper
+
+    def __bool__(self) -> bool:
+        raise TypeError(
+            "a constraint has no truth value. Python cannot express a chained comparison "
+            "like `a <= expr <= b`; write expr.between(a, b) instead"
+        )
+
+    def __repr__(self) -> str:
+        return f"Constraint({self.expr!r})"
+
+
+# ---------------------------------------------------------------------- helpers
+
+
+def _is_scalar(value: Any) -> bool:
+    return np.ndim(value) == 0 and not isinstance(value, (LinExpr, pd.Series, pd.DataFrame))
+
+
+def _is_label(value: Any, index_set: IndexSet) -> bool:
+    if isinstance(value, tuple):
+        return isinstance(index_set.index, pd.MultiIndex)
+    return np.ndim(value) == 0
+
+
+def _check_number(value: Any, what: str) -> float:
+    number = float(value)
+    if not np.isfinite(number):
+        raise ValueError(f"{what} must be a finite number, got {value!r}")
+    return number
+
+
+def _check_values(
+    values: np.ndarray, what: str, sets: tuple[IndexSet, ...], allow_infinite: bool = False
+) -> np.ndarray:
+    bad = np.isnan(values) if allow_infinite else ~np.isfinite(values)
+    if bad.any():
+        first = int(np.flatnonzero(bad)[0])
+        label = _label_of(sets, first)
+        raise ValueError(
+            f"{what} contains {values[first]!r} at {label}; NaN and infinite values are not "
+            "allowed in coefficients or constants. Fill or drop them before building the model"
+            if not allow_infinite
+            else f"{what} contains NaN at {label}; use numpy.inf for a missing bound"
+        )
+    return values
+
+
+def _label_of(sets: tuple[IndexSet, ...], row: int) -> str:
+    if not sets:
+        return "the scalar entry"
+    coords = np.unravel_index(row, tuple(len(s) for s in sets))
+    parts = [f"{s.name}={s.index[int(c)]!r}" for s, c in zip(sets, coords, strict=True)]
+    return ", ".join(parts)
+
+
+def _data_array(
+    expr: LinExpr, data: Any, what: str, *, allow_infinite: bool = False
+) -> tuple[LinExpr, np.ndarray]:
+    """Turn data into one float per row of ``expr``."""
+    if isinstance(data, pd.DataFrame):
+        raise TypeError(f"{what}: pass a Series or a numpy array, not a DataFrame")
+    if isinstance(data, pd.Series):
+        dim = data.index.name
+        if dim is None:
+            if len(expr.sets) != 1:
+                raise AlignmentError(
+                    f"{what}: a Series with an unnamed index cannot be aligned to an expression "
+                    f"over {expr.dims}; name its index after one of those dimensions"
+                )
+            dim = expr.dims[0]
+        if dim not in expr.dims:
+            raise AlignmentError(
+                f"{what}: the Series is indexed by {dim!r} but the expression is over "
+                f"{expr.dims}; add that dimension with expand() or rename the index"
+            )
+        target = expr._set(dim)
+        try:
+            positions = pd.Index(data.index).get_indexer(target.index)
+        except pd.errors.InvalidIndexError as error:
+            raise ValueError(f"{what}: the Series index has duplicate labels") from error
+        if (positions < 0).any():
+            missing = target.index[positions < 0][:5].tolist()
+            raise AlignmentError(
+                f"{what}: the Series indexed by {dim!r} has no values for labels {missing} of "
+                f"{target.describe()}"
+            )
+        values = np.asarray(data.to_numpy(dtype=float), dtype=float)[positions]
+        axis = expr.dims.index(dim)
+        shape = [1] * len(expr.sets)
+        shape[axis] = len(target)
+        array = np.broadcast_to(values.reshape(shape), expr.shape).ravel()
+        return expr, _check_values(np.ascontiguousarray(array), what, expr.sets, allow_infinite)
+    array = np.asarray(data, dtype=float)
+    try:
+        array = np.broadcast_to(array, expr.shape)
+    except ValueError as error:
+        raise ValueError(
+            f"{what} has shape {array.shape}, which does not broadcast to the expression's "
+            f"shape {expr.shape} over {expr.dims}"
+        ) from error
+    return expr, _check_values(
+        np.ascontiguousarray(array).ravel(), what, expr.sets, allow_infinite
+    )
+
+
+def _bound_against(expr: LinExpr, bound: Any, what: str) -> np.ndarray:
+    """One bound per row of ``expr``; infinite bounds are allowed, NaN is not."""
+    if isinstance(bound, LinExpr):
+        raise TypeError(f"{what} of a ranged constraint must be data, not an expression")
+    if _is_scalar(bound):
+        value = float(bound)
+        if np.isnan(value):
+            raise ValueError(f"{what} is NaN")
+        return np.full(expr.size, value)
+    _, values = _data_array(expr, bound, what, allow_infinite=True)
+    return values.copy()
+
+
+def _widen(coef: sp.csr_matrix, num_cols: int) -> sp.csr_matrix:
+    if coef.shape[1] == num_cols:
+        return coef
+    return sp.csr_matrix((coef.data, coef.indices, coef.indptr), shape=(coef.shape[0], num_cols))
+
+
+def _aligned_sets(a: tuple[IndexSet, ...], b: tuple[IndexSet, ...]) -> tuple[IndexSet, ...]:
+    """The dimensions of ``a op b``: those of ``a``, then the ones only ``b`` has."""
+    by_name = {s.name: s for s in a}
+    extra = []
+    for s in b:
+        mine = by_name.get(s.name)
+        if mine is None:
+            extra.append(s)
+        elif not mine.same_as(s):
+            raise AlignmentError(
+                f"cannot combine expressions over {mine.describe()} and {s.describe()}: the "
+                f"dimension {s.name!r} has different labels on the two sides. Align them "
+                "explicitly with reindex() or select matching labels with sel()"
+            )
+    return a + tuple(extra)
+
+
+def _broadcast(expr: LinExpr, target: tuple[IndexSet, ...]) -> LinExpr:
+    """Repeat the rows of ``expr`` over the dimensions of ``target`` that it lacks."""
+    if len(target) == len(expr.sets) and all(
+        s is t or s.same_as(t) for s, t in zip(expr.sets, target, strict=True)
+    ):
+        return expr
+    names = [s.name for s in target]
+    shape = tuple(len(s) for s in target)
+    grid = np.arange(expr.size, dtype=np.int64).reshape(expr.shape)
+    # Put the source axes in target order, then give every missing dimension length 1.
+    positions = [names.index(d) for d in expr.dims]
+    grid = np.transpose(grid, np.argsort(positions))
+    reshape = [1] * len(target)
+    for axis in sorted(positions):
+        reshape[axis] = shape[axis]
+    rows = np.broadcast_to(grid.reshape(reshape), shape).ravel()
+    return LinExpr(expr.model, target, expr.coef[rows], expr.const[rows])
+
+
+def _combine(left: LinExpr, right: Operand, sign: float) -> LinExpr:
+    """``left + sign * right`` under the alignment rules."""
+    if isinstance(right, LinExpr):
+        if right.model is not left.model:
+            raise ValueError("cannot combine expressions from two different models")
+        sets = _aligned_sets(left.sets, right.sets)
+        a = _broadcast(left, sets)
+        b = _broadcast(right, sets)
+        width = max(a.coef.shape[1], b.coef.shape[1])
+        coef_b = _widen(b.coef, width)
+        coef = _widen(a.coef, width) + (coef_b if sign == 1.0 else coef_b * sign)
+        return LinExpr(left.model, sets, coef.tocsr(), a.const + sign * b.const)
+    if _is_scalar(right):
+        return LinExpr(
+            left.model, left.sets, left.coef, left.const + sign * _check_number(right, "constant")
+        )
+    expr, values = _data_array(left, right, "constant")
+    return LinExpr(left.model, expr.sets, expr.coef, expr.const + sign * values)
+
+
+def _constraint(left: LinExpr, right: Operand, sense: str) -> Constraint:
+    if isinstance(right, LinExpr):
+        expr = _combine(left, right, -1.0)
+        rhs = np.zeros(expr.size)
+    else:
+        expr = left
+        rhs = _bound_against(left, right, "right-hand side")
+        if np.isinf(rhs).any() and sense == "==":
+            raise ValueError("an equality constraint needs a finite right-hand side")
+    bound = rhs - expr.const
+    infinite = np.full(expr.size, np.inf)
+    if sense == "<=":
+        return Constraint(expr, -infinite, bound)
+    if sense == ">=":
+        return Constraint(expr, bound, infinite)
+    return Constraint(expr, bound, bound.copy())
+
+
+def _group_rows(expr: LinExpr, keep: tuple[IndexSet, ...], target: np.ndarray) -> LinExpr:
+    """Sum the rows of ``expr`` that share a ``target`` row."""
+    size = int(np.prod([len(s) for s in keep])) if keep else 1
+    order = np.argsort(target, kind="stable")
+    coef = expr.coef
+    if not np.array_equal(order, np.arange(len(order))):
+        coef = coef[order]
+    counts = np.diff(coef.indptr)
+    per_target = np.bincount(target, weights=counts, minlength=size).astype(np.int64)
+    indptr = np.zeros(size + 1, dtype=coef.indptr.dtype)
+    np.cumsum(per_target, out=indptr[1:])
+    grouped = sp.csr_matrix((coef.data, coef.indices, indptr), shape=(size, coef.shape[1]))
+    # Rows from different source rows may name the same column; merge those entries now.
+    grouped.has_canonical_format = False
+    grouped.sum_duplicates()
+    const = np.bincount(target, weights=expr.const, minlength=size)
+    return LinExpr(expr.model, keep, grouped, const)
+
+
+def _take_along(
+    expr: LinExpr, axis: int, positions: np.ndarray, new_sets: tuple[IndexSet, ...]
+) -> LinExpr:
+    """Rows of ``expr`` at ``positions`` along ``axis`` (``-1`` gives an empty row)."""
+    grid = np.arange(expr.size, dtype=np.int64).reshape(expr.shape)
+    missing = positions < 0
+    picked = np.take(grid, np.where(missing, 0, positions), axis=axis)
+    rows = picked.ravel()
+    coef = expr.coef[rows]
+    const = expr.const[rows]
+    if missing.any():
+        shape = [1] * grid.ndim
+        shape[axis] = len(positions)
+        empty = np.broadcast_to(missing.reshape(shape), picked.shape).ravel()
+        keep = sp.diags((~empty).astype(float))
+        coef = (keep @ coef).tocsr()
+        coef.eliminate_zeros()
+        const = np.where(empty, 0.0, const)
+    return LinExpr(expr.model, new_sets, coef, const)
+
+
+def _selection_set(labels: Any, over: IndexSet | str | None, model: Model) -> IndexSet:
+    if isinstance(over, IndexSet):
+        return over
+    if isinstance(over, str):
+        return model.sets[over]
+    if isinstance(labels, pd.Series) and labels.index.name:
+        return IndexSet(str(labels.index.name), labels.index)
+    raise ValueError(
+        "at() needs to know which index set the picked rows belong to: pass over=IndexSet, or a "
+        "pandas Series whose index has a name"
+    )

@@ -1,0 +1,61 @@
+"""Shared helpers for talking to highspy."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sys
+import threading
+from collections.abc import Iterator
+from typing import Any
+
+_banner_lock = threading.Lock()
+_banner_shown = False
+
+
+@contextlib.contextmanager
+def stdout_to_stderr() -> Iterator[None]:
+    """Send file descriptor 1 to standard error for the duration of the block.
+
+    HiGHS prints its copyright banner from C++ straight to descriptor 1 when the first solver
+    object of a process is created, which would corrupt the command line's JSON output.
+    """
+    try:
+        sys.stdout.flush()
+        saved = os.dup(1)
+    except (OSError, ValueError):
+        yield
+        return
+    try:
+        os.dup2(2, 1)
+        yield
+    finally:
+        try:
+            sys.stdout.flush()
+        except ValueError:
+            pass
+        os.dup2(saved, 1)
+        os.close(saved)
+
+
+def new_highs() -> Any:
+    """A silent ``highspy.Highs`` object; its banner goes to standard error."""
+    global _banner_shown
+    import highspy
+
+    with _banner_lock:
+        if _banner_shown:
+            solver = highspy.Highs()
+        else:
+            with stdout_to_stderr():
+                solver = highspy.Highs()
+            _banner_shown = True
+    solver.setOptionValue("output_flag", False)
+    return solver
+
+
+def highs_version() -> str:
+    import highspy
+
+    solver = new_highs()
+    return f"{solver.versionMajor()}.{solver.versionMinor()}.{solver.versionPatch()}"
