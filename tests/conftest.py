@@ -13,10 +13,7 @@ matplotlib.use("Agg")
 
 def _data_root() -> Path | None:
     value = os.environ.get("GAPLAB_DATA")
-    if value:
-        return Path(value)
-    beside = Path(__file__).resolve().parents[2] / "shared" / "data"
-    return beside if beside.is_dir() else None
+    return Path(value) if value else None
 
 
 @pytest.fixture(scope="session")
