@@ -148,8 +148,7 @@ class LinExpr:
 
     def __bool__(self) -> bool:
         raise TypeError(
-            "an expression has no truth value; compare it with <=, >= or == inside "
-            "Model.subject_to"
+            "an expression has no truth value; compare it with <=, >= or == inside Model.subject_to"
         )
 
     def between(self, lower: Operand, upper: Operand) -> Constraint:
@@ -202,7 +201,9 @@ class LinExpr:
             expr = _take_along(expr, axis, positions, new_sets)
         return expr
 
-    def at(self, labels: Any, *, over: IndexSet | str | None = None, dim: str | None = None) -> LinExpr:
+    def at(
+        self, labels: Any, *, over: IndexSet | str | None = None, dim: str | None = None
+    ) -> LinExpr:
         """Pick one row per entry of ``labels`` along ``dim``, which may repeat labels.
 
         The picked dimension is replaced by ``over``: an IndexSet with one label per entry. When
@@ -365,9 +366,7 @@ def _data_array(
             f"{what} has shape {array.shape}, which does not broadcast to the expression's "
             f"shape {expr.shape} over {expr.dims}"
         ) from error
-    return expr, _check_values(
-        np.ascontiguousarray(array).ravel(), what, expr.sets, allow_infinite
-    )
+    return expr, _check_values(np.ascontiguousarray(array).ravel(), what, expr.sets, allow_infinite)
 
 
 def _bound_against(expr: LinExpr, bound: Any, what: str) -> np.ndarray:

@@ -122,7 +122,9 @@ class Model:
     def _repr_html_(self) -> str:
         lines = [f"<b>gaplab Model {self.name!r}</b><ul>"]
         for var in self.variables.values():
-            lines.append(f"<li>variable {var.name}: {var.kind}, {var.size} columns over {var.dims}</li>")
+            lines.append(
+                f"<li>variable {var.name}: {var.kind}, {var.size} columns over {var.dims}</li>"
+            )
         for family in self.constraints.values():
             lines.append(f"<li>constraint {family.name}: {family.size} rows</li>")
         lines.append("</ul>")
@@ -139,13 +141,21 @@ class Model:
         return index_set
 
     def continuous(
-        self, name: str, *sets: IndexSet | str, lower: Any = DEFAULT_LOWER, upper: Any = DEFAULT_UPPER
+        self,
+        name: str,
+        *sets: IndexSet | str,
+        lower: Any = DEFAULT_LOWER,
+        upper: Any = DEFAULT_UPPER,
     ) -> Variable:
         """Declare continuous variables over ``sets`` (none for a single variable)."""
         return self._add_variable(name, sets, "continuous", lower, upper)
 
     def integer(
-        self, name: str, *sets: IndexSet | str, lower: Any = DEFAULT_LOWER, upper: Any = DEFAULT_UPPER
+        self,
+        name: str,
+        *sets: IndexSet | str,
+        lower: Any = DEFAULT_LOWER,
+        upper: Any = DEFAULT_UPPER,
     ) -> Variable:
         """Declare integer variables over ``sets``."""
         return self._add_variable(name, sets, "integer", lower, upper)
@@ -291,7 +301,11 @@ class Model:
         )
 
     def solve(self, backend: str = "highs", **options: Any) -> Result:
-        """Compile and solve with ``backend``; options as in :class:`~gaplab.solvers.SolveOptions`."""
+        """Compile and solve with ``backend``; options as in :class:`gaplab.solvers.SolveOptions`.
+
+        Options: ``time_limit``, ``mip_rel_gap``, ``threads``, ``verbose``, ``seed``,
+        ``convex_tolerance`` and ``solver_options``.
+        """
         from gaplab.solvers import solve
 
         return solve(self.compile(), backend, **options)
@@ -299,5 +313,3 @@ class Model:
 
 def _size(sets: tuple[IndexSet, ...]) -> int:
     return int(np.prod([len(s) for s in sets])) if sets else 1
-
-

@@ -59,9 +59,7 @@ class ConvexExpr:
         if np.ndim(factor) != 0 or isinstance(factor, (LinExpr, ConvexExpr)):
             raise TypeError("a convex expression can only be scaled by a number")
         factor = float(factor)
-        return ConvexExpr(
-            self.linear * factor, tuple(part.scaled(factor) for part in self.parts)
-        )
+        return ConvexExpr(self.linear * factor, tuple(part.scaled(factor) for part in self.parts))
 
     __rmul__ = __mul__
 

@@ -66,7 +66,9 @@ class IndexSet:
         positions = self.index.get_indexer(wanted)
         if (positions < 0).any():
             missing = pd.Index(wanted)[positions < 0].unique()[:5].tolist()
-            raise KeyError(f"labels {missing} are not in index set {self.name!r} ({len(self)} labels)")
+            raise KeyError(
+                f"labels {missing} are not in index set {self.name!r} ({len(self)} labels)"
+            )
         return positions.astype(np.int64, copy=False)
 
     def describe(self) -> str:
@@ -89,8 +91,6 @@ def _label_array(labels: Any) -> Any:
 def _to_index(name: str, labels: Any) -> pd.Index:
     if isinstance(labels, IndexSet):
         index = labels.index
-    elif isinstance(labels, pd.MultiIndex):
-        index = labels
     elif isinstance(labels, pd.Index):
         index = labels
     elif isinstance(labels, range):

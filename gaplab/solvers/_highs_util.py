@@ -30,10 +30,8 @@ def stdout_to_stderr() -> Iterator[None]:
         os.dup2(2, 1)
         yield
     finally:
-        try:
+        with contextlib.suppress(ValueError):
             sys.stdout.flush()
-        except ValueError:
-            pass
         os.dup2(saved, 1)
         os.close(saved)
 
@@ -55,7 +53,6 @@ def new_highs() -> Any:
 
 
 def highs_version() -> str:
-    import highspy
 
     solver = new_highs()
     return f"{solver.versionMajor()}.{solver.versionMinor()}.{solver.versionPatch()}"

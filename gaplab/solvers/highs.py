@@ -120,7 +120,9 @@ class HighsBackend(Backend):
             model_name=model.name,
             backend=self.name,
             termination=termination,
-            solution_status=SolutionStatus.FEASIBLE_POINT if has_point else SolutionStatus.NO_SOLUTION,
+            solution_status=SolutionStatus.FEASIBLE_POINT
+            if has_point
+            else SolutionStatus.NO_SOLUTION,
             build_seconds=build_seconds,
             solve_seconds=solve_seconds,
             solver_version=_version(solver),
@@ -162,7 +164,9 @@ class HighsBackend(Backend):
                 raise ValueError(f"HiGHS rejected option {key}={value!r}")
 
 
-def _bound(model: CompiledModel, termination: Termination, info: Any, objective: float | None) -> float | None:
+def _bound(
+    model: CompiledModel, termination: Termination, info: Any, objective: float | None
+) -> float | None:
     if model.is_mip:
         bound = float(info.mip_dual_bound)
         if np.isfinite(bound):

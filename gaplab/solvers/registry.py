@@ -1,4 +1,7 @@
-"""Backend names and lookup: ``highs``, ``pyomo:<solver>``, ``pulp:<solver>``, ``cvxpy:<SOLVER>``."""
+"""Backend names and lookup.
+
+Names: ``highs``, ``pyomo:<solver>``, ``pulp:<solver>`` and ``cvxpy:<SOLVER>``.
+"""
 
 from __future__ import annotations
 
@@ -19,7 +22,7 @@ class UnknownBackendError(ValueError):
 
 
 def register_family(name: str, factory: Callable[[str], Backend], solvers: tuple[str, ...]) -> None:
-    """Make ``name:<solver>`` resolve through ``factory``; ``solvers`` are listed by ``backends``."""
+    """Make ``name:<solver>`` resolve through ``factory``; ``backends`` lists ``solvers``."""
     _FAMILIES[name] = (factory, solvers)
 
 
@@ -93,7 +96,7 @@ def backends_with(*capabilities: Capability) -> list[str]:
     """Names of the available backends that have every one of ``capabilities``."""
     names = []
     for backend in all_backends():
-        if all(c in backend.capabilities for c in capabilities):
-            if backend.check_available().available:
-                names.append(backend.name)
+        able = all(c in backend.capabilities for c in capabilities)
+        if able and backend.check_available().available:
+            names.append(backend.name)
     return names

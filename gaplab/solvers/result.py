@@ -112,9 +112,7 @@ class SolveOptions:
         if int(self.threads) != self.threads or self.threads < 1:
             raise ValueError(f"threads must be a positive integer, got {self.threads!r}")
         if not (self.convex_tolerance > 0):
-            raise ValueError(
-                f"convex_tolerance must be positive, got {self.convex_tolerance!r}"
-            )
+            raise ValueError(f"convex_tolerance must be positive, got {self.convex_tolerance!r}")
 
 
 class SolveError(RuntimeError):
