@@ -1,0 +1,1 @@
+"""Dynamic task-graph scheduling with Last-K schedule preemption (model ``task-graph``)."""
