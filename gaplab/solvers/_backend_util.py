@@ -1,0 +1,117 @@
+"""Helpers shared by the pyomo, PuLP and cvxpy backends."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sys
+import tempfile
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from gaplab.modeling.compiled import CompiledModel
+from gaplab.solvers.result import SolutionStatus, Termination
+
+LOG_TAIL_LINES = 30
+"""Number of solver log lines kept in ``Result.log_tail``."""
+
+
+def tail(text: str, lines: int = LOG_TAIL_LINES) -> str:
+    """Return the last ``lines`` lines of ``text``."""
+    return "\n".join(text.splitlines()[-lines:])
+
+
+@dataclass
+class CapturedOutput:
+    """Text that a solver library wrote to standard output inside :func:`capture_stdout`."""
+
+    text: str = ""
+
+
+@contextlib.contextmanager
+def capture_stdout() -> Iterator[CapturedOutput]:
+    """Send file descriptor 1 to a temporary file for the duration of the block.
+
+    Solver libraries print their logs from C code or from child processes straight to
+    descriptor 1, which would corrupt the command line's JSON output, so the log is captured
+    here and kept for the Result's log tail. Output of other threads during the block is
+    captured too.
+    """
+    captured = CapturedOutput()
+    try:
+        sys.stdout.flush()
+        saved = os.dup(1)
+    except (OSError, ValueError):
+        # No real descriptor 1 (for example under some notebook kernels): capture nothing.
+        yield captured
+        return
+    handle = tempfile.TemporaryFile(mode="w+b", prefix="gaplab-log-")
+    try:
+        os.dup2(handle.fileno(), 1)
+        try:
+            yield captured
+        finally:
+            with contextlib.suppress(ValueError):
+                sys.stdout.flush()
+            os.dup2(saved, 1)
+            os.close(saved)
+        handle.seek(0)
+        captured.text = handle.read().decode("utf-8", errors="replace")
+    finally:
+        handle.close()
+
+
+@dataclass(frozen=True)
+class RowSplit:
+    """Row indices of a CompiledModel grouped by which of their bounds are finite."""
+
+    equal: np.ndarray
+    """Rows with ``row_lower == row_upper``."""
+    lower: np.ndarray
+    """Rows with a finite lower bound only, or the lower side of a ranged row."""
+    upper: np.ndarray
+    """Rows with a finite upper bound only, or the upper side of a ranged row."""
+    ranged: np.ndarray
+    """Rows with two different finite bounds; they also appear in ``lower`` and ``upper``."""
+
+
+def split_rows(model: CompiledModel) -> RowSplit:
+    """Group the rows of ``model`` for libraries that take one sense per constraint."""
+    lo, up = model.row_lower, model.row_upper
+    finite_lo = np.isfinite(lo)
+    finite_up = np.isfinite(up)
+    equal = finite_lo & finite_up & (lo == up)
+    return RowSplit(
+        equal=np.flatnonzero(equal),
+        lower=np.flatnonzero(finite_lo & ~equal),
+        upper=np.flatnonzero(finite_up & ~equal),
+        ranged=np.flatnonzero(finite_lo & finite_up & ~equal),
+    )
+
+
+def solution_status_for(termination: Termination, has_point: bool) -> SolutionStatus:
+    """Map a mapped termination and the presence of a point to a solution status.
+
+    A point that comes back with a limit is a feasible point, never a proof of optimality;
+    :func:`gaplab.solvers.base.finish_result` later downgrades it when it violates the model.
+    """
+    if not has_point:
+        return SolutionStatus.NO_SOLUTION
+    if termination in (Termination.INFEASIBLE, Termination.ERROR, Termination.NUMERICAL_ERROR):
+        return SolutionStatus.UNKNOWN
+    return SolutionStatus.FEASIBLE_POINT
+
+
+def bundled_cbc_path() -> str | None:
+    """Path of the CBC executable shipped inside PuLP, or ``None`` when it is missing."""
+    try:
+        import pulp
+    except ImportError:
+        return None
+    path = getattr(pulp.PULP_CBC_CMD(), "path", None)
+    if path and Path(path).is_file() and os.access(path, os.X_OK):
+        return str(path)
+    return None
