@@ -1,0 +1,121 @@
+"""Exact hindsight optima without a solver: the WRITE-only knapsack by dynamic programming and
+the closed-form F1-optimal set.
+
+Only the final memory is scored, so any final set is reachable by writing exactly that set at
+its own steps and never expiring; memory then only grows and the budget holds throughout. The
+hindsight optimum is therefore the 0/1 knapsack ``max sum u_t x_t`` subject to
+``sum c_t x_t <= B``.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+import numpy as np
+
+from gaplab.models.write_policy.instance import Instance
+
+logger = logging.getLogger(__name__)
+
+MAX_DP_CELLS = 200_000_000
+"""Largest table (items times budget bytes) the DP builds, about 200 MB of booleans."""
+
+
+@dataclass(frozen=True)
+class KnapsackOptimum:
+    """An optimal WRITE-only selection."""
+
+    value: float
+    steps: tuple[int, ...]
+    bytes_used: int
+
+
+def knapsack_dp(costs: np.ndarray, values: np.ndarray, budget: int) -> KnapsackOptimum:
+    """Solve the 0/1 knapsack ``max values @ x`` s.t. ``costs @ x <= budget`` exactly.
+
+    Runs in O(n B) time with one numpy pass per item over the budget axis, and keeps one
+    boolean row per item to recover the selection.
+
+    Parameters
+    ----------
+    costs
+        Non-negative integer weights in bytes.
+    values
+        Non-negative values.
+    budget
+        Capacity in bytes, at least 0.
+
+    Raises
+    ------
+    ValueError
+        When the table would have more than :data:`MAX_DP_CELLS` cells; use the MILP then.
+    """
+    costs = np.asarray(costs, dtype=np.int64)
+    values = np.asarray(values, dtype=float)
+    if budget < 0:
+        raise ValueError(f"budget is {budget}; the knapsack needs a budget of at least 0 bytes")
+    if (costs < 0).any() or (values < 0).any():
+        raise ValueError("knapsack costs and values must be non-negative")
+    n = len(costs)
+    total = int(costs.sum())
+    if total <= budget:
+        return KnapsackOptimum(float(values.sum()), tuple(range(n)), total)
+    if n * (budget + 1) > MAX_DP_CELLS:
+        raise ValueError(
+            f"a DP over {n} items and {budget} bytes needs {n * (budget + 1)} cells, above "
+            f"{MAX_DP_CELLS}; solve the write-only MILP instead"
+        )
+
+    best = np.zeros(budget + 1)
+    take = np.zeros((n, budget + 1), dtype=bool)
+    for i in range(n):
+        c = int(costs[i])
+        if c > budget:
+            continue
+        candidate = best[: budget + 1 - c] + values[i]
+        better = candidate > best[c:]
+        take[i, c:] = better
+        best[c:] = np.where(better, candidate, best[c:])
+
+    chosen: list[int] = []
+    capacity = budget
+    for i in range(n - 1, -1, -1):
+        if take[i, capacity]:
+            chosen.append(i)
+            capacity -= int(costs[i])
+    chosen.reverse()
+    return KnapsackOptimum(float(best[budget]), tuple(chosen), int(costs[chosen].sum()))
+
+
+def write_only_optimum(instance: Instance) -> KnapsackOptimum:
+    """Return the WRITE-only hindsight optimum U*(B) of ``instance`` by dynamic programming."""
+    return knapsack_dp(instance.costs, instance.values, int(instance.budget_bytes))
+
+
+@dataclass(frozen=True)
+class F1Optimum:
+    """The F1-optimal WRITE-only set: the cheapest critical steps that fit."""
+
+    f1: float
+    steps: tuple[int, ...]
+    bytes_used: int
+
+
+def f1_optimum(instance: Instance) -> F1Optimum:
+    """Return the WRITE-only set with the highest F1 score on the critical steps.
+
+    A non-critical step only enlarges the denominator of ``F1 = 2 |W cap R| / (|W| + |R|)``,
+    and F1 grows with ``|W cap R|`` when W is a subset of R, so the optimum keeps as many
+    critical steps as fit: the cheapest ones first.
+    """
+    critical = np.asarray(instance.critical_steps, dtype=np.int64)
+    if len(critical) == 0:
+        return F1Optimum(0.0, (), 0)
+    costs = instance.costs[critical]
+    order = np.argsort(costs, kind="stable")
+    filled = np.cumsum(costs[order])
+    count = int(np.searchsorted(filled, instance.budget_bytes, side="right"))
+    steps = tuple(sorted(int(t) for t in critical[order[:count]]))
+    used = int(filled[count - 1]) if count else 0
+    return F1Optimum(2.0 * count / (count + len(critical)), steps, used)
