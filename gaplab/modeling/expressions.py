@@ -135,10 +135,10 @@ class LinExpr:
 
     # ------------------------------------------------------------------ comparisons
 
-    def __le__(self, other: Operand) -> Constraint:  # type: ignore[override]
+    def __le__(self, other: Operand) -> Constraint:
         return _constraint(self, other, "<=")
 
-    def __ge__(self, other: Operand) -> Constraint:  # type: ignore[override]
+    def __ge__(self, other: Operand) -> Constraint:
         return _constraint(self, other, ">=")
 
     def __eq__(self, other: Operand) -> Constraint:  # type: ignore[override]

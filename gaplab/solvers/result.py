@@ -185,7 +185,11 @@ class Result:
 
     @property
     def is_optimal(self) -> bool:
-        return self.termination in SUCCESS and self.has_values
+        return (
+            self.termination in SUCCESS
+            and self.has_values
+            and self.solution_status == SolutionStatus.FEASIBLE_POINT
+        )
 
     def value(self, variable: Any) -> pd.Series | float | None:
         """Return the values of one variable block as a Series keyed by its labels.
