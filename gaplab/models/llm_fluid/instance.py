@@ -237,17 +237,30 @@ class Instance:
         if fmt != FORMAT:
             raise InstanceError(f"unknown instance format {fmt!r}; expected {FORMAT!r}")
         fields = {k: v for k, v in data.items() if k != "format"}
-        required = (
-            "name classes prompt_tokens output_tokens arrival_rate patience_rate alpha beta "
-            "gamma batch_size chunk_tokens price_prefill price_decode"
-        ).split()
+        required = [
+            "name",
+            "classes",
+            "prompt_tokens",
+            "output_tokens",
+            "arrival_rate",
+            "patience_rate",
+            "alpha",
+            "beta",
+            "gamma",
+            "batch_size",
+            "chunk_tokens",
+            "price_prefill",
+            "price_decode",
+        ]
         missing = [k for k in required if k not in fields]
         if missing:
             raise InstanceError(f"instance JSON is missing the fields {missing}")
         known = set(required) | {"gpus", "service_levels"}
         unknown = sorted(set(fields) - known)
         if unknown:
-            raise InstanceError(f"instance JSON has unknown fields {unknown}; known: {sorted(known)}")
+            raise InstanceError(
+                f"instance JSON has unknown fields {unknown}; known: {sorted(known)}"
+            )
         try:
             levels = ServiceLevels(**(fields.pop("service_levels", None) or {}))
         except TypeError as error:

@@ -147,7 +147,7 @@ def validate(instance: Instance, plan: FluidPlan, tolerance: float = TOLERANCE) 
         return problems
 
     X = plan.prefilling
-    if X > 1 + tolerance:
+    if 1 + tolerance < X:
         problems.append(f"prefill capacity: sum x = {X:.6g} > 1")
     if plan.y_m.sum() > (B - 1) * X + tolerance:
         problems.append(f"mixed slots: sum y_m = {plan.y_m.sum():.6g} > (B-1) sum x")
@@ -225,9 +225,13 @@ def admission(instance: Instance, plan: FluidPlan, tolerance: float = 1e-7) -> p
         else:
             status = "partial"
         if margin > 1e-6:
-            reason = "earns more per unit of prefill time than the slots it displaces (index > kappa)"
+            reason = (
+                "earns more per unit of prefill time than the slots it displaces (index > kappa)"
+            )
         elif margin < -1e-6:
-            reason = "earns less per unit of prefill time than the slots it displaces (index < kappa)"
+            reason = (
+                "earns less per unit of prefill time than the slots it displaces (index < kappa)"
+            )
         else:
             reason = "marginal: index equals kappa, so it fills the capacity the others leave"
         rows.append(

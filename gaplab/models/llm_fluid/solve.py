@@ -120,12 +120,16 @@ def _option_fields(options: SolveOptions) -> dict[str, object]:
     }
 
 
-def bundled(instance: Instance, backend: str, options: SolveOptions) -> tuple[Result, FluidPlan | None]:
+def bundled(
+    instance: Instance, backend: str, options: SolveOptions
+) -> tuple[Result, FluidPlan | None]:
     """Solve the bundled-pricing LP (exact variant ``bundled``)."""
     return solve_fluid(instance, BUNDLED, backend, options)
 
 
-def separate(instance: Instance, backend: str, options: SolveOptions) -> tuple[Result, FluidPlan | None]:
+def separate(
+    instance: Instance, backend: str, options: SolveOptions
+) -> tuple[Result, FluidPlan | None]:
     """Solve the separate-pricing LP (exact variant ``separate``)."""
     return solve_fluid(instance, "separate", backend, options)
 
@@ -135,7 +139,11 @@ def with_service_levels(
 ) -> tuple[Result, FluidPlan | None]:
     """Solve the bundled LP with the instance's service levels and q_d = 0 (variant ``sli``)."""
     return solve_fluid(
-        instance, BUNDLED, backend, options, service_levels=instance.service_levels,
+        instance,
+        BUNDLED,
+        backend,
+        options,
+        service_levels=instance.service_levels,
         zero_decode_buffer=True,
     )
 

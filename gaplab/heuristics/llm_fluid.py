@@ -1,0 +1,150 @@
+"""Serving policies of llm-fluid built from the fluid LPs, and the baselines they are scored against.
+
+Each policy is scored by simulation (:mod:`gaplab.sim.llm_fluid`), so a heuristic's Solution is a
+:class:`PolicyOutcome`: the simulated revenue per GPU per second with its confidence interval
+and the time-averaged state, next to the LP plan the policy was derived from.
+
+Names follow the usual scheme: the first letter is the admission rule (G = occupancy gate,
+F = FCFS), the second the decode handling (G = greedy router, I = immediate decode in the
+prefill slot, F = prefill-first use of freed slots), SP / WSP = with / without static partition.
+
+- ``GG-SP`` gate-and-route (bundled LP targets);
+- ``PR-SP`` prioritize-and-route for separate pricing (largest D_i / P_i first, LP-S partition);
+- ``SLI-GG`` gate plus randomized router on the service-level LP (solo share from y*);
+- ``FI-WSP`` FCFS admission, decode in the prefill slot, no partition (Sarathi-Serve style);
+- ``GI-WSP`` the gate on the coupled architecture, no partition;
+- ``GF-WSP`` gate, decoupled decodes, prefill-first slot use, no partition;
+- ``FG-SP`` partition and greedy router without the gate (FCFS admission).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from functools import partial
+
+import numpy as np
+
+from gaplab.models.llm_fluid.instance import Instance
+from gaplab.models.llm_fluid.solution import FluidPlan
+from gaplab.models.llm_fluid.solve import solve_fluid
+from gaplab.sim.llm_fluid import SimResult, simulate
+from gaplab.sim.llm_fluid_policies import Policy
+
+DEFAULT_HORIZON = 300.0
+"""Simulated seconds of one heuristic run (a third is warm-up)."""
+
+
+@dataclass
+class PolicyOutcome:
+    """A policy scored by simulation: the Solution type of the llm-fluid heuristics."""
+
+    policy: Policy
+    plan: FluidPlan
+    """The LP plan whose targets the policy used."""
+    sim: SimResult
+
+    @property
+    def revenue(self) -> float:
+        return self.sim.revenue
+
+    def to_json(self) -> dict[str, object]:
+        means = self.sim.means()
+        return {
+            **self.sim.summary(),
+            "plan_objective": self.plan.objective,
+            **{f"mean_{k}": v.tolist() for k, v in means.items()},
+        }
+
+
+def _plan(instance: Instance, pricing: str = "bundled", sli: bool = False) -> FluidPlan:
+    if sli:
+        result, plan = solve_fluid(
+            instance, "bundled", service_levels=instance.service_levels, zero_decode_buffer=True
+        )
+    else:
+        result, plan = solve_fluid(instance, pricing)
+    if plan is None or not result.is_optimal:
+        raise RuntimeError(
+            f"the {pricing} fluid LP of instance {instance.name!r} ended with "
+            f"{result.termination.value!r}, so no policy targets are available"
+        )
+    return plan
+
+
+def _targets(plan: FluidPlan) -> dict[str, object]:
+    return {
+        "prefill_target": tuple(float(v) for v in plan.x),
+        "queue_target": tuple(float(v) for v in plan.q_p),
+        "prefill_share": plan.prefilling,
+    }
+
+
+def solo_share(instance: Instance, plan: FluidPlan) -> tuple[float, ...]:
+    """Return ``p_s,i``: the share of class-i decode completions the plan serves solo."""
+    solo = instance.mu_solo * plan.y_s
+    total = solo + instance.mu_mixed * plan.y_m
+    share = np.divide(solo, total, out=np.ones_like(solo), where=total > 0)
+    return tuple(float(v) for v in share)
+
+
+def make_policy(name: str, instance: Instance, plan: FluidPlan | None = None) -> tuple[Policy, FluidPlan]:
+    """Return the policy called ``name`` with targets from ``plan`` (solved when omitted)."""
+    if name not in POLICY_NAMES:
+        raise KeyError(f"unknown policy {name!r}; known: {', '.join(POLICY_NAMES)}")
+    if plan is None:
+        plan = _plan(
+            instance,
+            "separate" if name == "PR-SP" else "bundled",
+            sli=name == "SLI-GG",
+        )
+    targets = _targets(plan)
+    if name == "GG-SP":
+        policy = Policy(name, "gate", partition=True, **targets)  # type: ignore[arg-type]
+    elif name == "PR-SP":
+        ratio = instance.output / instance.prompt
+        order = tuple(int(i) for i in np.argsort(-ratio, kind="stable"))
+        policy = Policy(name, "priority", partition=True, priority=order, **targets)  # type: ignore[arg-type]
+    elif name == "SLI-GG":
+        policy = Policy(
+            name, "gate", partition=True, router="randomized",
+            solo_share=solo_share(instance, plan), **targets,  # type: ignore[arg-type]
+        )
+    elif name == "FI-WSP":
+        policy = Policy(name, "fcfs", partition=False, coupled=True)
+    elif name == "GI-WSP":
+        policy = Policy(name, "gate", partition=False, coupled=True, **targets)  # type: ignore[arg-type]
+    elif name == "GF-WSP":
+        policy = Policy(name, "gate", partition=False, decode_first=False, **targets)  # type: ignore[arg-type]
+    else:  # FG-SP
+        policy = Policy(name, "fcfs", partition=True, **targets)  # type: ignore[arg-type]
+    return policy, plan
+
+
+POLICY_NAMES = ("GG-SP", "PR-SP", "SLI-GG", "FI-WSP", "GI-WSP", "GF-WSP", "FG-SP")
+"""Policies in report order: the three LP-based ones, then the four baselines."""
+
+
+def run_policy(
+    name: str,
+    instance: Instance,
+    *,
+    gpus: int | None = None,
+    horizon: float = DEFAULT_HORIZON,
+    seed: int = 0,
+    plan: FluidPlan | None = None,
+) -> PolicyOutcome:
+    """Simulate the policy ``name`` on ``instance`` and return its outcome.
+
+    Prioritize-and-route is scored under separate pricing, every other policy under bundled
+    pricing.
+    """
+    policy, plan = make_policy(name, instance, plan)
+    pricing = "separate" if name == "PR-SP" else "bundled"
+    sim = simulate(instance, policy, gpus=gpus, horizon=horizon, seed=seed, pricing=pricing)
+    return PolicyOutcome(policy, plan, sim)
+
+
+HEURISTICS: dict[str, Callable[[Instance], PolicyOutcome]] = {
+    name: partial(run_policy, name) for name in POLICY_NAMES
+}
