@@ -65,7 +65,7 @@ def greedy_assign(
     if key == "difference":
         score = g - p
     elif key == "ratio":
-        with np.errstate(divide="ignore"):
+        with np.errstate(divide="ignore", over="ignore"):
             score = -p / g
     else:
         raise ValueError(f"key must be one of {KEYS}, got {key!r}")

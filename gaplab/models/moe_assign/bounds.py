@@ -26,7 +26,7 @@ def ratio_order(instance: Instance) -> np.ndarray:
     """
     g = instance.gpu_cost
     p = instance.cpu_cost
-    with np.errstate(divide="ignore", invalid="ignore"):
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
         ratio = np.where(g > 0, p / np.where(g > 0, g, 1.0), np.inf)
     return np.lexsort((instance.experts, -ratio))
 
