@@ -329,21 +329,3 @@ def _schedule(
         history=tuple(history),
         scheduler_seconds=tuple(seconds),
     )
-
-
-def heuristic_table(windows: Sequence[int | None] = (1, 2, 3, None)) -> dict[str, Callable]:
-    """Named heuristics for the model spec: ``<base>-k<K>`` and ``<base>-full``."""
-    table: dict[str, Callable] = {}
-    for name in BASES:
-        for k in windows:
-            label = f"{name}-full" if k is None else f"{name}-k{k}"
-            table[label] = _bind(name, k)
-    return table
-
-
-def _bind(name: str, k: int | None) -> Callable[[Instance], Schedule]:
-    def run(instance: Instance) -> Schedule:
-        return last_k(instance, name, k)
-
-    run.__name__ = f"{name}_k{k}"
-    return run

@@ -1,0 +1,254 @@
+"""Disjunctive MILP of the task-graph model, for the whole stream or for one re-plan window.
+
+Free tasks ``t`` get a node (``x_tv`` binary, ``sum_v x_tv = 1``) and a start ``S_t >= r_t``;
+``C_t = S_t + sum_v x_tv w_t / s_v``. Tasks already in the plan are constants.
+
+- Edge ``(p, t)`` of two free tasks: ``z_ptuv >= x_pu + x_tv - 1`` for ``u != v`` and
+  ``S_t >= C_p + sum_{u != v} z_ptuv d_pt / b_uv``.
+- Edge from a fixed task ``p`` on node ``u``: ``S_t >= C_p + sum_v x_tv d_pt / b_uv``.
+- Two free tasks that no path orders (``o_tt'`` = 1 when ``t`` goes first), for every node v:
+  ``S_t' >= C_t - M (3 - x_tv - x_t'v - o_tt')`` and ``S_t >= C_t' - M (2 - x_tv - x_t'v + o_tt')``.
+  Pairs ordered by a path of their graph need no disjunction, because precedence keeps them apart.
+- A free task and a fixed busy interval ``[S_f, C_f)`` on node ``n_f`` that may meet
+  (``C_f > r_t``), with ``y_tf`` = 1 when ``t`` goes first:
+  ``C_t <= S_f + M (1 - x_t,n_f) + M (1 - y_tf)`` and ``S_t >= C_f - M (1 - x_t,n_f) - M y_tf``.
+- ``C_max >= C_t`` and ``C_max >= C_f``; the objective is ``min C_max`` (plus an optional small
+  weight on the sum of free finish times, which breaks ties between optimal makespans).
+
+``M`` is ``H - min(release, fixed starts)`` with ``H`` an upper bound on the makespan (from a
+feasible schedule), and ``C_max <= H`` keeps every time below ``H`` so that ``M`` is valid.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from gaplab.modeling import Model, Variable
+from gaplab.models.task_graph.instance import Instance
+from gaplab.models.task_graph.planning import Plan
+
+
+@dataclass
+class WindowModel:
+    """A built MILP with the handles that :func:`interpret_window` needs."""
+
+    model: Model
+    tasks: list[int]
+    x: Variable
+    start: Variable
+    makespan: Variable
+
+
+def unordered_pairs(instance: Instance, tasks: Sequence[int]) -> list[tuple[int, int]]:
+    """Pairs ``(t, t')`` with ``t < t'`` of ``tasks`` that no directed path connects."""
+    flat = instance.flat
+    chosen = set(tasks)
+    # Descendant sets as Python integers used as bit sets, filled in reverse topological order.
+    from gaplab.models.task_graph.planning import topological_order
+
+    below = dict.fromkeys(chosen, 0)
+    for t in reversed(topological_order(instance)):
+        if t not in chosen:
+            continue
+        bits = 0
+        for c, _ in flat.succs[t]:
+            if c in chosen:
+                bits |= (1 << c) | below[c]
+        below[t] = bits
+    ordered = sorted(chosen)
+    pairs = []
+    for i, t in enumerate(ordered):
+        for u in ordered[i + 1 :]:
+            if flat.graph[t] == flat.graph[u] and ((below[t] >> u) & 1 or (below[u] >> t) & 1):
+                continue
+            pairs.append((t, u))
+    return pairs
+
+
+def build_window(
+    plan: Plan,
+    tasks: Sequence[int],
+    release: np.ndarray,
+    horizon: float,
+    *,
+    name: str = "task-graph",
+    finish_weight: float = 0.0,
+) -> WindowModel:
+    """Declare the MILP that places ``tasks`` into ``plan`` (every other placed task is fixed).
+
+    Parameters
+    ----------
+    plan
+        Current plan; every placed task is a constant of the model.
+    tasks
+        Global ids of the free tasks; their predecessors must be free or placed.
+    release
+        Earliest start of every task, indexed by global id (``r_t``).
+    horizon
+        Upper bound ``H`` on the makespan of some feasible completion (seconds).
+    finish_weight
+        Weight of ``sum_t C_t`` added to ``C_max`` in the objective (0 for pure makespan).
+    """
+    instance = plan.instance
+    flat = instance.flat
+    free = sorted(int(t) for t in tasks)
+    if not free:
+        raise ValueError("build_window needs at least one free task")
+    free_set = set(free)
+    speeds = plan.speeds
+    inv = plan.inv_bw
+    num_nodes = len(speeds)
+    fixed = np.flatnonzero(plan.node >= 0)
+    r = np.asarray(release, dtype=float)[free]
+    fixed_finish = float(plan.finish[fixed].max()) if len(fixed) else 0.0
+
+    m = Model(name)
+    task = m.index("task", free)
+    node = m.index("node", range(num_nodes))
+    x = m.binary("x", task, node)
+    start = m.continuous(
+        "start", task, lower=pd.Series(r, index=pd.Index(free, name="task")), upper=horizon
+    )
+    makespan = m.continuous("makespan", lower=fixed_finish, upper=horizon)
+    runtime = flat.cost[free][:, None] / speeds[None, :]
+    finish = start + (x * runtime).sum("node")
+    m.subject_to("one_node", x.sum("node") == 1)
+    m.subject_to("makespan_def", makespan >= finish + _tail(instance, free, speeds))
+    # Valid cuts that tighten the LP relaxation: no node can finish its load before the
+    # earliest release of the free tasks.
+    m.subject_to("node_load", makespan >= (x * runtime).sum("task") + float(r.min()))
+
+    # Big-M from the horizon and the earliest time any constrained interval can begin.
+    earliest = float(r.min())
+    relevant = fixed[plan.finish[fixed] > earliest]
+    if len(relevant):
+        earliest = min(earliest, float(plan.start[relevant].min()))
+    big_m = horizon - earliest
+
+    _precedence(m, plan, free_set, x, start, finish, inv, num_nodes)
+    _disjunctions(m, instance, free, x, start, finish, big_m)
+    _fixed_intervals(m, plan, free, r, relevant, x, start, finish, big_m)
+
+    objective = makespan + finish.sum() * finish_weight if finish_weight > 0 else makespan
+    m.minimize(objective)
+    return WindowModel(m, free, x, start, makespan)
+
+
+def _tail(instance: Instance, free: list[int], speeds: np.ndarray) -> np.ndarray:
+    """Shortest possible time from ``C_t`` to the end: the longest chain of descendants, each on
+    the fastest node, with no transfer time. ``C_max >= C_t + tail_t`` is a valid cut."""
+    from gaplab.models.task_graph.planning import topological_order
+
+    flat = instance.flat
+    fastest = float(speeds.max())
+    tail = np.zeros(flat.size)
+    for t in reversed(topological_order(instance)):
+        tail[t] = max((flat.cost[c] / fastest + tail[c] for c, _ in flat.succs[t]), default=0.0)
+    return tail[free]
+
+
+def _precedence(
+    m: Model,
+    plan: Plan,
+    free_set: set[int],
+    x: Variable,
+    start: Variable,
+    finish: object,
+    inv: np.ndarray,
+    num_nodes: int,
+) -> None:
+    flat = plan.instance.flat
+    dst_free = np.isin(flat.edge_dst, list(free_set))
+    src_free = np.isin(flat.edge_src, list(free_set))
+    both = np.flatnonzero(dst_free & src_free)
+    from_fixed = np.flatnonzero(dst_free & ~src_free)
+    if (src_free & ~dst_free).any():
+        raise ValueError("a free task has a fixed successor; re-plan windows must be closed")
+
+    if len(both):
+        arc = pd.Index(range(len(both)), name="arc")
+        src = pd.Series(flat.edge_src[both], index=arc)
+        dst = pd.Series(flat.edge_dst[both], index=arc)
+        data = flat.edge_data[both]
+        links = [(u, v) for u in range(num_nodes) for v in range(num_nodes) if u != v]
+        transfer = np.zeros(len(both))
+        if links and (data > 0).any():
+            link = m.index("link", links)
+            lu = np.array([u for u, _ in links])
+            lv = np.array([v for _, v in links])
+            x_src = x.at(src, dim="task").at(lu, dim="node", over=link)
+            x_dst = x.at(dst, dim="task").at(lv, dim="node", over=link)
+            z = m.continuous("z", m.index("arc", arc), link, upper=1.0)
+            m.subject_to("link_used", z >= x_src + x_dst - 1)
+            delay = data[:, None] * inv[lu, lv][None, :]
+            transfer = (z * delay).sum("link")
+        m.subject_to("precedence", start.at(dst) >= finish.at(src) + transfer)  # type: ignore[attr-defined]
+
+    if len(from_fixed):
+        farc = pd.Index(range(len(from_fixed)), name="fixed_arc")
+        parent = flat.edge_src[from_fixed]
+        dst = pd.Series(flat.edge_dst[from_fixed], index=farc)
+        delay = flat.edge_data[from_fixed][:, None] * inv[plan.node[parent]]
+        inputs = (x.at(dst, dim="task") * delay).sum("node")
+        m.subject_to("precedence_fixed", start.at(dst) - inputs >= plan.finish[parent])
+
+
+def _disjunctions(
+    m: Model,
+    instance: Instance,
+    free: list[int],
+    x: Variable,
+    start: Variable,
+    finish: object,
+    big_m: float,
+) -> None:
+    pairs = unordered_pairs(instance, free)
+    if not pairs:
+        return
+    pair = m.index("pair", pairs)
+    first = np.array([a for a, _ in pairs])
+    second = np.array([b for _, b in pairs])
+    order = m.binary("order", pair)
+    s1, s2 = start.at(first, over=pair), start.at(second, over=pair)
+    c1 = finish.at(first, over=pair)  # type: ignore[attr-defined]
+    c2 = finish.at(second, over=pair)  # type: ignore[attr-defined]
+    both = x.at(first, dim="task", over=pair) + x.at(second, dim="task", over=pair)
+    m.subject_to("first_then_second", s2 - c1 - both * big_m - order * big_m >= -3 * big_m)
+    m.subject_to("second_then_first", s1 - c2 - both * big_m + order * big_m >= -2 * big_m)
+
+
+def _fixed_intervals(
+    m: Model,
+    plan: Plan,
+    free: list[int],
+    r: np.ndarray,
+    relevant: np.ndarray,
+    x: Variable,
+    start: Variable,
+    finish: object,
+    big_m: float,
+) -> None:
+    if not len(relevant):
+        return
+    rows = [(t, int(f)) for k, t in enumerate(free) for f in relevant if plan.finish[f] > r[k]]
+    if not rows:
+        return
+    meet = m.index("meet", rows)
+    task_of = np.array([t for t, _ in rows])
+    fixed_of = np.array([f for _, f in rows])
+    on_node = np.zeros((len(rows), plan.num_nodes))
+    on_node[np.arange(len(rows)), plan.node[fixed_of]] = 1.0
+    x_same = (x.at(task_of, dim="task", over=meet) * on_node).sum("node")
+    before = m.binary("before", meet)
+    s = start.at(task_of, over=meet)
+    c = finish.at(task_of, over=meet)  # type: ignore[attr-defined]
+    m.subject_to(
+        "fixed_before", c + x_same * big_m + before * big_m <= plan.start[fixed_of] + 2 * big_m
+    )
+    m.subject_to(
+        "fixed_after", s - x_same * big_m - before * big_m >= plan.finish[fixed_of] - big_m
+    )

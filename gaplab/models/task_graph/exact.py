@@ -1,0 +1,221 @@
+"""Exact methods: the offline MILP bound, per-arrival MILP re-planning, and brute force.
+
+- :func:`solve_offline` solves the clairvoyant MILP over the whole stream (every task known at
+  time 0, released at its graph's arrival). Its optimum is a lower bound on the makespan of every
+  online policy; with a time limit its dual bound still is.
+- :func:`milp_last_k` is "exact Last-K": at each arrival it solves the MILP over the window's
+  unstarted tasks with everything else fixed.
+- :func:`brute_force` enumerates list schedules of tiny instances and returns the offline optimum.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from collections.abc import Sequence
+
+import numpy as np
+
+from gaplab.models.task_graph.build import WindowModel, build_window
+from gaplab.models.task_graph.instance import Instance
+from gaplab.models.task_graph.planning import Plan, topological_order
+from gaplab.models.task_graph.schedule import Placement, Schedule
+from gaplab.solvers import Result, SolveOptions, get_backend
+
+logger = logging.getLogger(__name__)
+
+HORIZON_SLACK = 1e-6
+"""Relative slack added to a heuristic makespan before it is used as the horizon ``H``."""
+
+
+def _horizon(makespan: float) -> float:
+    return makespan * (1 + HORIZON_SLACK) + HORIZON_SLACK
+
+
+def interpret_window(built: WindowModel, plan: Plan, result: Result, release: np.ndarray) -> bool:
+    """Write the MILP's placement of the free tasks into ``plan``; False when there is no point.
+
+    Nodes come from ``x``; starts are recomputed from the MILP's task order on each node (each
+    task starts as early as its release, inputs and the previous task on its node allow), which
+    removes solver round-off and never delays a task beyond its MILP start.
+    """
+    x = result.value(built.x)
+    start = result.value(built.start)
+    if x is None or start is None:
+        return False
+    tasks = built.tasks
+    xv = np.asarray(x).reshape(len(tasks), plan.num_nodes)
+    nodes = xv.argmax(axis=1)
+    milp_start = np.asarray(start, dtype=float)
+    topo = np.empty(plan.instance.flat.size, dtype=np.int64)
+    topo[topological_order(plan.instance)] = np.arange(len(topo))
+    order = sorted(range(len(tasks)), key=lambda k: (milp_start[k], topo[tasks[k]]))
+    for k in order:
+        t, v = tasks[k], int(nodes[k])
+        ready = plan.ready_time(t, v, float(release[t]))
+        line = plan.timelines[v]
+        # Start after every interval of node v that the MILP put before this task.
+        previous = [e for s, e in zip(line.starts, line.ends, strict=True) if s <= milp_start[k]]
+        begin = max([ready, *previous])
+        plan.place(t, v, begin)
+    return True
+
+
+def solve_window(
+    plan: Plan,
+    tasks: Sequence[int],
+    release: np.ndarray,
+    horizon: float,
+    backend: str,
+    options: SolveOptions,
+    finish_weight: float = 0.0,
+) -> tuple[Result, bool]:
+    """Solve the MILP for ``tasks`` on top of ``plan`` and place them; returns (result, placed)."""
+    built = build_window(plan, tasks, release, horizon, finish_weight=finish_weight)
+    compiled = built.model.compile()
+    result = get_backend(backend).solve(compiled, options)
+    placed = interpret_window(built, plan, result, release)
+    return result, placed
+
+
+def solve_offline(
+    instance: Instance, backend: str = "highs", options: SolveOptions | None = None
+) -> tuple[Result, Schedule | None]:
+    """Solve the offline clairvoyant MILP; returns the Result and the schedule (None without one).
+
+    The horizon ``H`` is the best makespan of clairvoyant HEFT and fully preemptive HEFT, both
+    feasible offline, so ``C_max <= H`` cuts nothing optimal.
+    """
+    from gaplab.heuristics.task_graph import last_k, offline_list
+
+    options = options or SolveOptions()
+    candidates = [offline_list(instance, "heft"), last_k(instance, "heft", None)]
+    best = min(candidates, key=lambda s: s.makespan(instance))
+    plan = Plan(instance)
+    tasks = list(range(instance.flat.size))
+    release = instance.flat.arrival
+    result, placed = solve_window(
+        plan, tasks, release, _horizon(best.makespan(instance)), backend, options
+    )
+    if not placed:
+        return result, None
+    schedule = Schedule.offline(plan.node, plan.start, instance, "milp-offline")
+    return result, schedule
+
+
+def milp_last_k(
+    instance: Instance,
+    k: int | None = None,
+    backend: str = "highs",
+    window_time_limit: float = 10.0,
+    finish_weight: float = 1e-4,
+) -> Schedule:
+    """Re-plan each window exactly: the MILP over the last ``k`` graphs' unstarted tasks.
+
+    Each window MILP minimizes the plan's makespan plus ``finish_weight / n`` times the sum of
+    the free tasks' finish times, so that among equal makespans it prefers early finishes. When
+    a window MILP returns no point within ``window_time_limit`` seconds, the window is placed by
+    HEFT instead and ``info["fallbacks"]`` counts it.
+    """
+    from gaplab.heuristics.task_graph import place_heft
+
+    flat = instance.flat
+    plan = Plan(instance)
+    history: list[Placement] = []
+    seconds: list[float] = []
+    gaps: list[float | None] = []
+    fallbacks = 0
+    options = SolveOptions(time_limit=window_time_limit, mip_rel_gap=1e-6)
+    for i, graph in enumerate(instance.graphs):
+        tick = time.perf_counter()
+        a_i = float(graph.arrival)
+        first = 0 if k is None else max(0, i - int(k) + 1)
+        window = np.concatenate(flat.graph_tasks[first : i + 1])
+        plan.remove(window[(plan.node[window] >= 0) & (plan.start[window] >= a_i)])
+        to_place = sorted(int(t) for t in window if plan.node[t] < 0)
+        release = np.maximum(flat.arrival, a_i)
+        trial = plan.copy()
+        place_heft(trial, to_place, release)
+        horizon = _horizon(float(np.nanmax(trial.finish)))
+        weight = finish_weight / max(1, len(to_place))
+        result, placed = solve_window(
+            plan, to_place, release, horizon, backend, options, finish_weight=weight
+        )
+        gaps.append(result.gap)
+        if not placed:
+            fallbacks += 1
+            logger.warning(
+                "window MILP at arrival %d (%s) returned no point (%s); placing it by HEFT",
+                i,
+                graph.name,
+                result.termination.value,
+            )
+            plan.remove(to_place)
+            place_heft(plan, to_place, release)
+        seconds.append(time.perf_counter() - tick)
+        history.extend(Placement(t, a_i, int(plan.node[t]), float(plan.start[t])) for t in to_place)
+    label = f"milp-k{k}" if k is not None else "milp-full"
+    return Schedule(
+        node=tuple(int(v) for v in plan.node),
+        start=tuple(float(s) for s in plan.start),
+        method=label,
+        window=k,
+        history=tuple(history),
+        scheduler_seconds=tuple(seconds),
+        info={"fallbacks": fallbacks, "window_gaps": gaps},
+    )
+
+
+def brute_force(instance: Instance, max_tasks: int = 8) -> tuple[float, Schedule]:
+    """Offline optimum by enumerating every list schedule (task order and node choice).
+
+    Appending tasks in the start order of an optimal left-shifted schedule, each on its node at
+    the earliest time after its inputs and the node's previous task, rebuilds that schedule, so
+    the minimum over all topological orders and node choices is the optimum. Depth-first search
+    with the incumbent as a cut keeps tiny instances fast.
+    """
+    flat = instance.flat
+    n = flat.size
+    if n > max_tasks:
+        raise ValueError(
+            f"brute force enumerates orders and nodes of {n} tasks; it is limited to "
+            f"{max_tasks} tasks. Use the MILP for larger instances"
+        )
+    speeds = instance.network.speed_array
+    inv = instance.network.inverse_bandwidth
+    num_nodes = len(speeds)
+    node = [-1] * n
+    start = [0.0] * n
+    finish = [0.0] * n
+    free_at = [0.0] * num_nodes
+    waiting = [len(p) for p in flat.preds]
+    best: list = [math.inf, None]
+
+    def dfs(done: int, current: float) -> None:
+        if current >= best[0] - 1e-12:
+            return
+        if done == n:
+            best[0], best[1] = current, (list(node), list(start))
+            return
+        for t in range(n):
+            if node[t] >= 0 or waiting[t]:
+                continue
+            for v in range(num_nodes):
+                ready = max(
+                    [flat.arrival[t], free_at[v]]
+                    + [finish[p] + d * inv[node[p], v] for p, d in flat.preds[t]]
+                )
+                end = ready + flat.cost[t] / speeds[v]
+                saved = free_at[v]
+                node[t], start[t], finish[t], free_at[v] = v, ready, end, end
+                for c, _ in flat.succs[t]:
+                    waiting[c] -= 1
+                dfs(done + 1, max(current, end))
+                for c, _ in flat.succs[t]:
+                    waiting[c] += 1
+                node[t], free_at[v] = -1, saved
+
+    dfs(0, 0.0)
+    nodes, starts = best[1]
+    return float(best[0]), Schedule.offline(nodes, starts, instance, "brute-force")
