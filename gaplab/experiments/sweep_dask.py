@@ -1,0 +1,159 @@
+"""The ``dask`` sweep executor: a dask.distributed cluster, local or at a scheduler address.
+
+Workers import gaplab, receive a :class:`~.sweep_task.Task` (a few hundred bytes) and send back
+one result row. When a worker dies during a task, the scheduler runs the task again on another
+worker and gives up after ``distributed.scheduler.allowed-failures`` deaths (3 by default); the
+task then gets an error row naming :class:`distributed.KilledWorker`.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+import uuid
+from collections.abc import Sequence
+from typing import Any
+
+from gaplab.experiments.sweep_executors import ExecutorBrokenError, RowCallback, drive_futures
+from gaplab.experiments.sweep_task import Task, error_row, run_task
+
+logger = logging.getLogger(__name__)
+
+CONNECT_TIMEOUT = 10.0
+"""Seconds to wait for a scheduler before reporting it unreachable."""
+WORKER_TIMEOUT = 60.0
+"""Seconds to wait for the first worker of a cluster before giving up."""
+
+
+class SchedulerUnreachableError(ConnectionError):
+    """No Dask scheduler answered at the given address in time."""
+
+
+def connect(address: str, timeout: float = CONNECT_TIMEOUT) -> Any:
+    """Return a :class:`distributed.Client` connected to the scheduler at ``address``.
+
+    Raises
+    ------
+    SchedulerUnreachableError
+        If no scheduler answers within ``timeout`` seconds.
+    """
+    from distributed import Client
+
+    try:
+        return Client(address, timeout=timeout)
+    except (OSError, TimeoutError, ValueError) as exc:
+        raise SchedulerUnreachableError(
+            f"cannot reach a Dask scheduler at {address!r} within {timeout:g} s ({exc}); check "
+            "the address, such as tcp://127.0.0.1:8786, and that the scheduler is running"
+        ) from exc
+
+
+def start_local_cluster(workers: int | None = None) -> tuple[Any, Any]:
+    """Start a LocalCluster on 127.0.0.1 with one thread per worker; return (client, cluster).
+
+    The scheduler and the workers listen only on 127.0.0.1, on free ports, and the cluster
+    serves no dashboard.
+    """
+    from distributed import Client, LocalCluster
+
+    size = workers if workers is not None else (os.cpu_count() or 1)
+    cluster = LocalCluster(
+        n_workers=size,
+        threads_per_worker=1,
+        processes=True,
+        host="127.0.0.1",
+        scheduler_port=0,
+        dashboard_address="127.0.0.1:0",
+        scheduler_kwargs={"dashboard": False},
+    )
+    try:
+        client = Client(cluster)
+    except BaseException:
+        cluster.close()
+        raise
+    return client, cluster
+
+
+class DaskRunner:
+    """Runs sweep tasks on a :class:`distributed.Client`.
+
+    Parameters
+    ----------
+    client
+        A connected client; the caller owns it and closes it.
+    restart_hung_workers
+        Restart the worker that holds a task past its deadline. Do this only on a cluster the
+        sweep owns, because a restart also ends whatever else that worker runs.
+    worker_timeout
+        Seconds to wait for the cluster's first worker.
+    """
+
+    def __init__(
+        self,
+        client: Any,
+        *,
+        restart_hung_workers: bool = False,
+        worker_timeout: float = WORKER_TIMEOUT,
+    ) -> None:
+        self.client = client
+        self.restart_hung_workers = restart_hung_workers
+        self.worker_timeout = worker_timeout
+        self._slots = 0
+        self._slots_read_at = -1.0
+
+    def run(self, tasks: Sequence[Task], on_row: RowCallback) -> None:
+        if not tasks:
+            return
+        try:
+            self.client.wait_for_workers(1, timeout=self.worker_timeout)
+        except TimeoutError as exc:
+            raise ExecutorBrokenError(
+                f"the Dask cluster at {self.client.scheduler.address} has no workers after "
+                f"{self.worker_timeout:g} s; start workers with `dask worker ADDRESS`"
+            ) from exc
+        drive_futures(self, tasks, on_row)
+
+    def submit(self, task: Task) -> Any:
+        key = f"gaplab-sweep-{task.task_id}-{uuid.uuid4().hex[:8]}"
+        return self.client.submit(run_task, task, key=key, pure=False, retries=0)
+
+    def slots(self) -> int:
+        now = time.monotonic()
+        if now - self._slots_read_at > 1.0:
+            self._slots = sum(self.client.nthreads().values())
+            self._slots_read_at = now
+        return self._slots
+
+    def row_of(self, future: Any, task: Task) -> dict[str, Any]:
+        from distributed import KilledWorker
+
+        if future.cancelled() or self.client.status not in ("running", "connecting"):
+            raise ExecutorBrokenError(
+                f"the Dask cluster dropped task {task.task_id} (client status "
+                f"{self.client.status!r}); rerun the sweep to finish the remaining tasks"
+            )
+        try:
+            row: dict[str, Any] = future.result()
+        except KilledWorker as exc:
+            return error_row(task, f"worker crashed: the task ended the worker processes that ran it ({exc})")
+        except Exception as exc:  # noqa: BLE001 - reported as the task's error row
+            return error_row(task, f"{type(exc).__name__}: {exc}")
+        return row
+
+    def abandon(self, future: Any, task: Task) -> bool:
+        holder = None
+        if self.restart_hung_workers:
+            for address, keys in self.client.processing().items():
+                if future.key in keys:
+                    holder = address
+        future.cancel()
+        if holder is None:
+            return False
+        try:
+            self.client.restart_workers([holder], timeout=WORKER_TIMEOUT)
+        except Exception as exc:  # noqa: BLE001 - the sweep goes on with one slot fewer
+            logger.error("restarting Dask worker %s failed: %s", holder, exc)
+            return False
+        self._slots_read_at = -1.0
+        return True
