@@ -29,7 +29,7 @@ from gaplab.models.llm_fluid.instance import Instance
 from gaplab.models.llm_fluid.solution import FluidPlan
 from gaplab.models.llm_fluid.solve import solve_fluid
 from gaplab.sim.llm_fluid import SimResult, simulate
-from gaplab.sim.llm_fluid_policies import Policy
+from gaplab.sim.llm_fluid_policies import POLICY_NAMES, Policy
 
 DEFAULT_HORIZON = 300.0
 """Simulated seconds of one heuristic run (a third is warm-up)."""
@@ -119,10 +119,6 @@ def make_policy(name: str, instance: Instance, plan: FluidPlan | None = None) ->
     else:  # FG-SP
         policy = Policy(name, "fcfs", partition=True, **targets)  # type: ignore[arg-type]
     return policy, plan
-
-
-POLICY_NAMES = ("GG-SP", "PR-SP", "SLI-GG", "FI-WSP", "GI-WSP", "GF-WSP", "FG-SP")
-"""Policies in report order: the three LP-based ones, then the four baselines."""
 
 
 def run_policy(

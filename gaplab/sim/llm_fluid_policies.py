@@ -23,6 +23,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+POLICY_NAMES = ("GG-SP", "PR-SP", "SLI-GG", "FI-WSP", "GI-WSP", "GF-WSP", "FG-SP")
+"""Policies in report order: the three LP-based ones, then the four baselines."""
+
 ADMISSIONS = ("gate", "fcfs", "priority")
 ROUTERS = ("greedy", "randomized")
 

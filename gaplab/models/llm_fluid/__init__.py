@@ -16,14 +16,44 @@ Policies live in :mod:`gaplab.heuristics.llm_fluid` and the simulator in
 
 from __future__ import annotations
 
-from gaplab.heuristics.llm_fluid import HEURISTICS
+from pathlib import Path
+from typing import Any
+
 from gaplab.models.llm_fluid.checks import evaluate, validate
-from gaplab.models.llm_fluid.compare import extras, suite
 from gaplab.models.llm_fluid.importers import classes_from_trace, instance_from_profile
 from gaplab.models.llm_fluid.instance import SIZES, Instance, dump, generate, load, paper_instance
 from gaplab.models.llm_fluid.solution import FluidPlan, admission
 from gaplab.models.llm_fluid.solve import bundled, separate, solve_fluid, sweep, with_service_levels
-from gaplab.models.registry import ModelSpec, register
+from gaplab.models.registry import ModelSpec, SuiteInstance, register
+from gaplab.sim.llm_fluid_policies import POLICY_NAMES
+
+# The policies, the simulator and the comparison import this package, so they are imported
+# when first used rather than here.
+
+
+def _heuristic(name: str) -> Any:
+    def run(instance: Instance) -> Any:
+        from gaplab.heuristics.llm_fluid import run_policy
+
+        return run_policy(name, instance)
+
+    run.__name__ = run.__qualname__ = name
+    run.__doc__ = f"Simulate policy {name} on the instance's GPUs."
+    return run
+
+
+def suite(quick: bool, data_dir: Path | None) -> list[SuiteInstance]:
+    """Return the default instances of ``gaplab run``; see :func:`compare.suite`."""
+    from gaplab.models.llm_fluid import compare
+
+    return compare.suite(quick, data_dir)
+
+
+def extras(instance: Instance, out_dir: Path | None, quick: bool) -> list[dict[str, Any]]:
+    """Simulate every policy against the LP value; see :func:`compare.extras`."""
+    from gaplab.models.llm_fluid import compare
+
+    return compare.extras(instance, out_dir, quick)
 
 
 def _solution_to_json(answer: object) -> object:
@@ -40,7 +70,7 @@ SPEC = register(
         load=load,
         generate=generate,
         exact={"bundled": bundled, "separate": separate, "sli": with_service_levels},
-        heuristics=HEURISTICS,
+        heuristics={name: _heuristic(name) for name in POLICY_NAMES},
         validate=validate,
         evaluate=evaluate,
         dump=dump,

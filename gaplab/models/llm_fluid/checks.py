@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from gaplab.heuristics.llm_fluid import PolicyOutcome
 from gaplab.models.llm_fluid import solution
 from gaplab.models.llm_fluid.instance import Instance
 from gaplab.models.llm_fluid.solution import FluidPlan
+
+if TYPE_CHECKING:
+    from gaplab.heuristics.llm_fluid import PolicyOutcome
 
 SLACK = 1e-9
 
@@ -18,7 +20,7 @@ def validate(instance: Instance, answer: Any) -> list[str]:
     """List the capacity and balance rules that an LP plan or a simulated outcome breaks."""
     if isinstance(answer, FluidPlan):
         return solution.validate(instance, answer)
-    if isinstance(answer, PolicyOutcome):
+    if _is_outcome(answer):
         return validate_outcome(instance, answer)
     raise TypeError(f"cannot validate a {type(answer).__name__}; expected FluidPlan or PolicyOutcome")
 
@@ -27,9 +29,16 @@ def evaluate(instance: Instance, answer: Any) -> float:
     """Return revenue per GPU per second: the LP value of a plan or the simulated revenue."""
     if isinstance(answer, FluidPlan):
         return solution.evaluate(instance, answer)
-    if isinstance(answer, PolicyOutcome):
-        return answer.revenue
+    if _is_outcome(answer):
+        return float(answer.revenue)
     raise TypeError(f"cannot evaluate a {type(answer).__name__}; expected FluidPlan or PolicyOutcome")
+
+
+def _is_outcome(answer: Any) -> bool:
+    # Imported here: the heuristics import this package, so a module-level import would cycle.
+    from gaplab.heuristics.llm_fluid import PolicyOutcome
+
+    return isinstance(answer, PolicyOutcome)
 
 
 def validate_outcome(instance: Instance, outcome: PolicyOutcome) -> list[str]:
