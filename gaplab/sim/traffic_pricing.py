@@ -46,8 +46,8 @@ FIXED_POINT_TOLERANCE = 1e-6
 class PricingRun:
     """The outcome and trajectory of one run of the pricing iteration.
 
-    ``status`` is ``converged``, ``cycle`` (a repeating pattern of loads was detected) or
-    ``iteration_limit``. Histories have one entry per completed iteration, after its step.
+    ``status`` is ``converged``, ``cycle`` (the loads repeat, or the changes stopped shrinking
+    before the stopping rule was met) or ``iteration_limit``. Histories have one entry per completed iteration, after its step.
     """
 
     flows: np.ndarray
@@ -96,6 +96,17 @@ def _cycle_period(loads: list[np.ndarray], max_period: int) -> int | None:
     return None
 
 
+def _stalled(changes: list[float], patience: int) -> bool:
+    """True when the median change did not halve over the last two windows of ``patience``."""
+    if len(changes) < 3 * patience:
+        return False
+    first, second, third = (
+        float(np.median(changes[-k * patience : len(changes) - (k - 1) * patience]))
+        for k in (3, 2, 1)
+    )
+    return second >= 0.5 * first and third >= 0.5 * second
+
+
 def run_pricing(
     instance: Instance,
     *,
@@ -108,6 +119,7 @@ def run_pricing(
     start: np.ndarray | None = None,
     detect_cycles: bool = True,
     max_period: int = 8,
+    patience: int = 200,
     reference: float | None = None,
     gap_targets: tuple[float, ...] = (1e-6,),
 ) -> PricingRun:
@@ -134,7 +146,9 @@ def run_pricing(
     start
         Feasible (N, M) start; the max-headroom LP split when ``None``.
     detect_cycles
-        Stop with status ``cycle`` when the loads repeat with a period of 2 to ``max_period``.
+        Stop with status ``cycle`` when the loads repeat with a period of 2 to ``max_period``,
+        or when the median relative change of each of the last two windows of ``patience``
+        iterations is at least half that of the window before.
     reference
         Optimal ``F*``; when given, the wall time at which ``|F - F*| / F*`` first falls below
         each of ``gap_targets`` is recorded.
@@ -162,6 +176,7 @@ def run_pricing(
     steps: list[float] = []
     reached: dict[float, float] = {}
     status, message, period = "iteration_limit", "", None
+    changes: list[float] = []
     for t in range(1, max_iter + 1):
         # 1. Nodes update and broadcast their prices from the measured loads.
         loads = x.sum(axis=0)
@@ -197,16 +212,24 @@ def run_pricing(
             status = "converged"
             message = f"converged after {t} iterations (relative change {max(dx, dp):.2e})"
             break
+        changes.append(max(dx, dp))
         if detect_cycles and t % max_period == 0:
             period = _cycle_period(load_rows[-3 * max_period :], max_period)
+        stalled = detect_cycles and t % patience == 0 and _stalled(changes, patience)
+        if period is not None or stalled:
+            status = "cycle"
             if period is not None:
-                status = "cycle"
-                message = (
-                    f"the iteration is cycling with period {period} after {t} iterations "
-                    f"(eta={eta}, gamma={gamma}); rerun with smaller steps, for example "
-                    f"eta={eta / 10:g} and gamma={gamma / 10:g}"
+                pattern = f"is cycling with period {period}"
+            else:
+                pattern = (
+                    "is not converging: its relative change has not halved over "
+                    f"{2 * patience} iterations"
                 )
-                break
+            message = (
+                f"the iteration {pattern} after {t} iterations (eta={eta}, gamma={gamma}); "
+                f"rerun with smaller steps, for example eta={eta / 10:g} and gamma={gamma / 10:g}"
+            )
+            break
     else:
         message = (
             f"stopped at the iteration limit {max_iter} without meeting the stopping rule; "

@@ -68,6 +68,9 @@ def best_response(
         raise ValueError(
             f"prices must be {instance.num_nodes} finite numbers (one per node), got {p!r}"
         )
+    # A common shift of all prices leaves every best response unchanged; shifting the cheapest
+    # node to zero keeps the thresholds accurate when prices are huge near capacity.
+    p = p - p.min()
     links = instance.links
     capacity = np.where(links, instance.access_capacity, 1.0)
     offset = np.where(links, p[None, :] + instance.propagation, np.inf)
@@ -91,7 +94,9 @@ def best_response(
     for _ in range(MAX_STEPS):
         total = split_at(alpha, offset, capacity).sum(axis=1)
         excess = total - rates
-        if np.all(np.abs(excess) <= target_tol):
+        # Stop when every sum is within tolerance or its bracket cannot shrink any further.
+        settled = (np.abs(excess) <= target_tol) | (hi - lo <= 4e-16 * np.abs(alpha))
+        if np.all(settled):
             break
         hi = np.where(excess > 0, alpha, hi)
         lo = np.where(excess <= 0, alpha, lo)
@@ -101,4 +106,4 @@ def best_response(
         inside = (slope > 0) & (newton > lo) & (newton < hi)
         alpha = np.where(inside, newton, 0.5 * (lo + hi))
     x = split_at(alpha, offset, capacity)
-    return x * (rates / x.sum(axis=1))[:, None], alpha
+    return x * (rates / x.sum(axis=1))[:, None], alpha + float(np.asarray(prices).min())

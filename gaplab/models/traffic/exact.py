@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import logging
 import time
+import warnings
 
 import numpy as np
 import scipy.sparse as sp
@@ -68,8 +69,12 @@ def solve_direct(
     rows, cols = np.nonzero(instance.links)
     k = rows.size
     n, m = instance.num_sources, instance.num_nodes
-    mu = instance.access_capacity[rows, cols]
-    mu_node = instance.node_capacity
+    # F is unchanged when flows and capacities are divided by one scale (and propagation
+    # delays multiplied by it); solving in units of the largest node capacity keeps Clarabel's
+    # numbers near one.
+    scale = float(instance.node_capacity.max())
+    mu = instance.access_capacity[rows, cols] / scale
+    mu_node = instance.node_capacity / scale
     to_source = sp.csr_matrix((np.ones(k), (rows, np.arange(k))), shape=(n, k))
     to_node = sp.csr_matrix((np.ones(k), (cols, np.arange(k))), shape=(m, k))
 
@@ -82,8 +87,8 @@ def solve_direct(
         - m
     )
     if instance.has_propagation:
-        total = total + instance.propagation[rows, cols] @ y
-    problem = cp.Problem(cp.Minimize(total), [to_source @ y == instance.rates])
+        total = total + (scale * instance.propagation[rows, cols]) @ y
+    problem = cp.Problem(cp.Minimize(total), [to_source @ y == instance.rates / scale])
     built = time.perf_counter()
 
     settings = dict(CLARABEL_SETTINGS)
@@ -91,7 +96,11 @@ def solve_direct(
         settings["time_limit"] = float(options.time_limit)
     settings.update(options.solver_options)
     try:
-        problem.solve(solver=cp.CLARABEL, verbose=options.verbose, **settings)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            problem.solve(solver=cp.CLARABEL, verbose=options.verbose, **settings)
+        for warning in caught:
+            logger.info("cvxpy on %s: %s", instance.name, warning.message)
         status = str(problem.status)
     except cp.error.SolverError as error:
         status = f"solver_error: {error}"
@@ -110,11 +119,12 @@ def solve_direct(
     if y.value is None:
         return result, None
     x = np.zeros((n, m))
-    x[rows, cols] = np.clip(np.asarray(y.value, dtype=float), 0.0, None)
+    x[rows, cols] = scale * np.clip(np.asarray(y.value, dtype=float), 0.0, None)
     if refine:
         x = polish(instance, x)
     result.objective = objective(instance, x)
     result.bound = float(problem.value) if status == "optimal" else None
+    # NOTE: Clarabel's objective is a bound only up to its gap tolerance (1e-10 relative).
     if result.bound is not None:
         result.bound = min(result.bound, result.objective)
     result.solution_status = SolutionStatus.FEASIBLE_POINT

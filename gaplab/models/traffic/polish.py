@@ -59,7 +59,11 @@ def polish(instance: Instance, flows: np.ndarray, steps: int = 8, rounds: int = 
         if np.any((cost < alpha[:, None] - 1e-9 * scale) & unused):
             logger.debug("polish found an unused route below alpha; keeping the solver's point")
             return x0
-        if not objective(instance, x) <= objective(instance, x0) * (1 + 1e-9) + 1e-12:
+        # Compare with the input rescaled to conserve, since solver round-off in conservation
+        # can lower F below the optimum.
+        conserving = x0 * (instance.rates / x0.sum(axis=1))[:, None]
+        if not objective(instance, x) <= objective(instance, conserving) * (1 + 1e-9) + 1e-12:
+            logger.debug("polish raised F; keeping the solver's point")
             return x0
         return x
     return x0

@@ -1,0 +1,101 @@
+"""Comparison rows and the convergence plot of the traffic model, for ``compare`` and ``run``."""
+
+from __future__ import annotations
+
+import logging
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from gaplab.models.traffic.delay import mean_delay, objective, utilization
+from gaplab.models.traffic.exact import solve_direct
+from gaplab.models.traffic.instance import Instance
+from gaplab.sim.traffic_pricing import PricingRun, run_pricing
+
+logger = logging.getLogger(__name__)
+
+
+def _row(
+    instance: Instance, method: str, flows: np.ndarray, optimum: float, seconds: float
+) -> dict[str, Any]:
+    total = objective(instance, flows)
+    finite = bool(np.isfinite(total))
+    return {
+        "model": "traffic",
+        "instance": instance.name,
+        "method": method,
+        "total_delay": total if finite else None,
+        "mean_delay_s": mean_delay(instance, flows) if finite else None,
+        "optimum": optimum,
+        "excess_percent": 100.0 * (total - optimum) / optimum if finite else None,
+        "node_utilization": " ".join(f"{u:.4f}" for u in utilization(instance, flows)),
+        "seconds": seconds,
+    }
+
+
+def comparison_rows(instance: Instance, quick: bool = False) -> list[dict[str, Any]]:
+    """Total delay, mean delay and node utilizations of every method next to the optimum."""
+    from gaplab.heuristics.traffic import HEURISTICS
+
+    started = time.perf_counter()
+    _, best = solve_direct(instance)
+    if best is None:
+        logger.warning("no optimum for %s; skipping the comparison", instance.name)
+        return []
+    optimum = objective(instance, best.flows)
+    rows = [_row(instance, "optimum", best.flows, optimum, time.perf_counter() - started)]
+    for name, heuristic in HEURISTICS.items():
+        if quick and name == "pricing-windowed":
+            continue
+        started = time.perf_counter()
+        allocation = heuristic(instance)
+        rows.append(_row(instance, name, allocation.flows, optimum, time.perf_counter() - started))
+    return rows
+
+
+def plot_convergence(
+    instance: Instance, run: PricingRun, optimum: float, path: Path
+) -> Path:
+    """Write a PNG of the pricing run: ``F - F*`` and node prices per iteration."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    iterations = np.arange(1, run.iterations + 1)
+    fig, (top, bottom) = plt.subplots(2, 1, figsize=(7, 6), sharex=True)
+    excess = np.maximum(run.objective_history - optimum, 1e-16)
+    top.semilogy(iterations, excess, color="tab:blue")
+    top.set_ylabel("F - F* (work units)")
+    top.set_title(f"pricing on {instance.name}: {run.status} after {run.iterations} iterations")
+    for j, node in enumerate(instance.nodes[:12]):
+        bottom.plot(iterations, run.price_history[:, j], label=node)
+    bottom.set_xlabel("iteration")
+    bottom.set_ylabel("node price p_j (s per work unit)")
+    if instance.num_nodes <= 12:
+        bottom.legend(loc="best", fontsize="small")
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path
+
+
+def extras(instance: Instance, out_dir: Path | None, quick: bool) -> list[dict[str, Any]]:
+    """Rows of :func:`comparison_rows` plus the pricing run; writes the convergence PNG."""
+    rows = comparison_rows(instance, quick)
+    if not rows:
+        return rows
+    optimum = float(rows[0]["optimum"])
+    run = run_pricing(instance, reference=optimum, max_iter=1000 if quick else 4000)
+    for row in rows:
+        if row["method"] == "pricing":
+            row["iterations"] = run.iterations
+            row["status"] = run.status
+    if out_dir is not None:
+        name = "".join(c if c.isalnum() or c in "-_." else "_" for c in instance.name)
+        path = plot_convergence(instance, run, optimum, Path(out_dir) / f"traffic-{name}-convergence.png")
+        logger.info("wrote %s", path)
+    return rows
