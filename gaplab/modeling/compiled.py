@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import re
@@ -33,10 +34,21 @@ class Block:
     name: str
     start: int
     stop: int
-    labels: pd.Index
+    label_source: Any
+    """A ``pandas.Index`` of labels, or the index sets whose product gives them (built on
+    first use, because a product over 10^5 or more labels costs time that most solves never
+    need)."""
     kind: str = "continuous"
     """``continuous``, ``integer`` or ``binary`` for variables; ``linear`` for rows."""
     scalar: bool = False
+
+    @functools.cached_property
+    def labels(self) -> pd.Index:
+        if isinstance(self.label_source, pd.Index):
+            return self.label_source
+        from gaplab.modeling.sets import product_labels
+
+        return product_labels(tuple(self.label_source))
 
     @property
     def size(self) -> int:

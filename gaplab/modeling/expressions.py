@@ -126,12 +126,16 @@ class LinExpr:
 
     def scaled(self, factor: float | np.ndarray) -> LinExpr:
         """Multiply every row by ``factor`` (a number or one value per row)."""
-        coef = self.coef.copy()
-        if np.ndim(factor) == 0:
-            coef.data *= factor
+        old = self.coef
+        unit = has_unit_rows(old)
+        if np.ndim(factor) == 0 or unit:
+            data = old.data * factor  # one term per row, as in a plain variable block
         else:
-            coef.data *= np.repeat(factor, np.diff(coef.indptr))
-        return LinExpr(self.model, self.sets, coef, self.const * factor)
+            data = old.data * np.repeat(factor, np.diff(old.indptr))
+        # The new matrix shares the index arrays, which no operation modifies in place.
+        coef = sp.csr_matrix((data, old.indices, old.indptr), shape=old.shape)
+        coef.gaplab_unit_rows = unit
+        return LinExpr(self.model, self.sets, coef, _scaled_const(self.const, factor))
 
     # ------------------------------------------------------------------ comparisons
 
@@ -170,14 +174,15 @@ class LinExpr:
         keep = tuple(s for s in self.sets if s.name not in drop)
         if len(keep) == len(self.sets):
             return self
-        if not keep:
-            target = np.zeros(self.size, dtype=np.int64)
-        else:
+        kept_axes = [i for i, s in enumerate(self.sets) if s.name not in drop]
+        dropped_axes = [i for i, s in enumerate(self.sets) if s.name in drop]
+        order = None
+        if kept_axes != list(range(len(kept_axes))):
+            # Reorder rows so that the rows summed into one result row are contiguous.
             grid = np.arange(self.size, dtype=np.int64).reshape(self.shape)
-            coords = np.unravel_index(grid.ravel(), self.shape)
-            kept = [coords[i] for i, s in enumerate(self.sets) if s.name not in drop]
-            target = np.ravel_multi_index(tuple(kept), tuple(len(s) for s in keep))
-        return _group_rows(self, keep, target)
+            order = grid.transpose(kept_axes + dropped_axes).ravel()
+        group = int(np.prod([len(self.sets[i]) for i in dropped_axes]))
+        return _group_rows(self, keep, order, group)
 
     # ------------------------------------------------------------------ selection
 
@@ -462,22 +467,51 @@ def _constraint(left: LinExpr, right: Operand, sense: str) -> Constraint:
     return Constraint(expr, bound, bound.copy())
 
 
-def _group_rows(expr: LinExpr, keep: tuple[IndexSet, ...], target: np.ndarray) -> LinExpr:
-    """Sum the rows of ``expr`` that share a ``target`` row."""
-    size = int(np.prod([len(s) for s in keep])) if keep else 1
-    order = np.argsort(target, kind="stable")
+def has_unit_rows(coef: sp.csr_matrix) -> bool:
+    """True when every row holds exactly one stored entry (cached on the matrix)."""
+    known = getattr(coef, "gaplab_unit_rows", None)
+    if known is None:
+        rows = coef.shape[0]
+        known = bool(coef.nnz == rows and np.array_equal(coef.indptr, np.arange(rows + 1)))
+        coef.gaplab_unit_rows = known
+    return bool(known)
+
+
+def _scaled_const(const: np.ndarray, factor: float | np.ndarray) -> np.ndarray:
+    if not const.any():
+        return const  # zeros stay zeros; the array is never modified in place
+    return const * factor
+
+
+def _group_rows(
+    expr: LinExpr, keep: tuple[IndexSet, ...], order: np.ndarray | None, group: int
+) -> LinExpr:
+    """Sum each run of ``group`` consecutive rows of ``expr`` (after reordering by ``order``)."""
     coef = expr.coef
-    if not np.array_equal(order, np.arange(len(order))):
-        coef = coef[order]
-    counts = np.diff(coef.indptr)
-    per_target = np.bincount(target, weights=counts, minlength=size).astype(np.int64)
-    indptr = np.zeros(size + 1, dtype=coef.indptr.dtype)
-    np.cumsum(per_target, out=indptr[1:])
-    grouped = sp.csr_matrix((coef.data, coef.indices, indptr), shape=(size, coef.shape[1]))
-    # Rows from different source rows may name the same column; merge those entries now.
-    grouped.has_canonical_format = False
-    grouped.sum_duplicates()
-    const = np.bincount(target, weights=expr.const, minlength=size)
+    if group == 0:
+        size = int(np.prod([len(s) for s in keep])) if keep else 1
+        return LinExpr(expr.model, keep, sp.csr_matrix((size, coef.shape[1])), np.zeros(size))
+    size = expr.size // group
+    if order is not None and has_unit_rows(coef):
+        # One entry per row: reorder the entries themselves, the row pointers stay regular.
+        data, indices = coef.data[order], coef.indices[order]
+        indptr = np.arange(0, expr.size + 1, group, dtype=coef.indptr.dtype)
+    else:
+        if order is not None:
+            coef = coef[order]
+        data, indices = coef.data, coef.indices
+        indptr = np.ascontiguousarray(coef.indptr[::group])
+    if expr.const.any():
+        const = (expr.const if order is None else expr.const[order]).reshape(size, group)
+        const = const.sum(axis=1)
+    else:
+        const = np.zeros(size)
+    grouped = sp.csr_matrix((data, indices, indptr), shape=(size, coef.shape[1]))
+    # Rows from different source rows may name the same column. scipy checks the format in
+    # one pass; only then is a private copy sorted and merged, since the arrays may be shared.
+    if not grouped.has_canonical_format:
+        grouped = grouped.copy()
+        grouped.sum_duplicates()
     return LinExpr(expr.model, keep, grouped, const)
 
 

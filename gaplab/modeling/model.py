@@ -50,6 +50,7 @@ class Variable(LinExpr):
             (np.ones(size), columns, np.arange(size + 1, dtype=np.int32)),
             shape=(size, start + size),
         )
+        coef.gaplab_unit_rows = True
         super().__init__(model, sets, coef, np.zeros(size))
         self.name = name
         self.start = start
@@ -172,9 +173,18 @@ class Model:
         names = [s.name for s in resolved]
         if len(set(names)) != len(names):
             raise ValueError(f"variable block {name!r} repeats a dimension: {names}")
-        shell = LinExpr(self, resolved, sp.csr_matrix((max(1, _size(resolved)), 0)), np.zeros(0))
-        lo = _bound_against(shell, lower, f"lower bound of {name!r}")
-        hi = _bound_against(shell, upper, f"upper bound of {name!r}")
+        size = _size(resolved)
+        if np.ndim(lower) == 0 and np.ndim(upper) == 0 and not isinstance(lower, LinExpr):
+            # Scalar bounds stay read-only broadcast views: no array per column is allocated.
+            lo_value, hi_value = float(lower), float(upper)
+            if np.isnan(lo_value) or np.isnan(hi_value):
+                raise ValueError(f"bounds of {name!r} must not be NaN")
+            lo = np.broadcast_to(np.float64(lo_value), (size,))
+            hi = np.broadcast_to(np.float64(hi_value), (size,))
+        else:
+            shell = LinExpr(self, resolved, sp.csr_matrix((max(1, size), 0)), np.zeros(0))
+            lo = _bound_against(shell, lower, f"lower bound of {name!r}")
+            hi = _bound_against(shell, upper, f"upper bound of {name!r}")
         if np.isposinf(lo).any() or np.isneginf(hi).any():
             raise ValueError(f"bounds of {name!r} must not be +inf below or -inf above")
         crossed = lo > hi
@@ -257,8 +267,7 @@ class Model:
             col_upper[var.start : stop] = var.upper
             if var.kind != "continuous":
                 integrality[var.start : stop] = 1
-            labels = product_labels(var.sets)
-            var_blocks.append(Block(var.name, var.start, stop, labels, var.kind, not var.sets))
+            var_blocks.append(Block(var.name, var.start, stop, var.sets, var.kind, not var.sets))
 
         con_blocks = []
         matrices = []
@@ -269,14 +278,15 @@ class Model:
             matrices.append(_widen(family.coef, n))
             lowers.append(family.lower)
             uppers.append(family.upper)
-            labels = product_labels(family.sets)
             con_blocks.append(
-                Block(family.name, row, row + family.size, labels, "linear", not family.sets)
+                Block(family.name, row, row + family.size, family.sets, "linear", not family.sets)
             )
             row += family.size
         if matrices:
             A = sp.vstack(matrices, format="csr") if len(matrices) > 1 else matrices[0]
-            A.sum_duplicates()
+            if not A.has_canonical_format:
+                A = A.copy()  # the blocks may share arrays with expressions still in use
+                A.sum_duplicates()
         else:
             A = sp.csr_matrix((0, n))
         row_lower = np.concatenate(lowers) if lowers else np.zeros(0)

@@ -194,7 +194,10 @@ class Objective:
         offset = self.constant
         if self.linear is not None:
             coef = self.linear.coef
-            np.add.at(c, coef.indices, coef.data)
+            if coef.has_canonical_format:
+                c[coef.indices] = coef.data  # one row with unique columns
+            else:
+                c += np.bincount(coef.indices, weights=coef.data, minlength=num_cols)[:num_cols]
             offset += float(self.linear.const[0])
         terms = []
         for number, part in enumerate(self.parts):

@@ -1,0 +1,300 @@
+"""Time from numpy data to a generalized assignment model loaded into a solver, without solving.
+
+The model: n items by m machines, binary x[i, j], each item on exactly one machine, machine
+loads within capacity, linear cost (n=2000, m=100 gives 200,000 binaries and 400,000 nonzeros).
+Every tool runs in a fresh subprocess per repetition; the table shows the median time, the
+median peak memory added during the build (resident set high-water mark after the build minus
+the one before it), and both as ratios to raw highspy measured in the same run.
+
+Usage: python benchmarks/build_time.py [--items N] [--machines M] [--repeat R] [--only a,b]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import resource
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+
+def make_data(n: int, m: int) -> dict[str, np.ndarray]:
+    rng = np.random.default_rng(0)
+    weight = rng.integers(5, 25, size=(n, m)).astype(float)
+    cost = rng.integers(10, 50, size=(n, m)).astype(float)
+    capacity = np.full(m, np.ceil(1.6 * weight.mean() * n / m))
+    return {"weight": weight, "cost": cost, "capacity": capacity}
+
+
+# ---------------------------------------------------------------------- builders
+
+
+def build_raw_highspy(data: dict[str, np.ndarray]) -> Any:
+    """CSR arrays assembled with numpy and handed to ``passModel`` in one call."""
+    import highspy
+
+    weight, cost, capacity = data["weight"], data["cost"], data["capacity"]
+    n, m = weight.shape
+    columns = np.arange(n * m, dtype=np.int32)
+    # Assignment rows: row i holds columns i*m .. i*m+m-1.
+    assign_index = columns
+    assign_start = np.arange(0, n * m + 1, m, dtype=np.int32)
+    # Capacity rows: row j holds columns j, m + j, 2m + j, ...
+    capacity_index = columns.reshape(n, m).T.ravel()
+    capacity_start = n * m + np.arange(0, n * m + 1, n, dtype=np.int32)
+    start = np.concatenate([assign_start[:-1], capacity_start]).astype(np.int32)
+    index = np.concatenate([assign_index, capacity_index]).astype(np.int32)
+    value = np.concatenate([np.ones(n * m), weight.T.ravel()])
+    row_lower = np.concatenate([np.ones(n), np.full(m, -np.inf)])
+    row_upper = np.concatenate([np.ones(n), capacity])
+    h = highspy.Highs()
+    h.setOptionValue("output_flag", False)
+    h.passModel(
+        n * m,
+        n + m,
+        len(value),
+        2,
+        1,
+        0.0,
+        cost.ravel(),
+        np.zeros(n * m),
+        np.ones(n * m),
+        row_lower,
+        row_upper,
+        start,
+        index,
+        value,
+        np.ones(n * m, dtype=np.int32),
+    )
+    return h
+
+
+def build_gaplab(data: dict[str, np.ndarray]) -> Any:
+    """Declared with gaplab.modeling, compiled, and loaded by the highs backend's bulk call."""
+    from gaplab.modeling import Model
+    from gaplab.solvers._highs_util import new_highs
+    from gaplab.solvers.highs import load_into_highs
+
+    weight, cost, capacity = data["weight"], data["cost"], data["capacity"]
+    n, m = weight.shape
+    model = Model("gap")
+    item = model.index("item", range(n))
+    machine = model.index("machine", range(m))
+    x = model.binary("x", item, machine)
+    model.subject_to("assign", x.sum("machine") == 1)
+    model.subject_to("capacity", (x * weight).sum("item") <= capacity)
+    model.minimize((x * cost).sum())
+    h = new_highs()
+    load_into_highs(model.compile(), h)
+    return h
+
+
+def build_pyomo(data: dict[str, np.ndarray]) -> Any:
+    """Pyomo's usual ConcreteModel with rule-based constraints, loaded into appsi's HiGHS."""
+    import pyomo.environ as pyo
+    from pyomo.contrib import appsi
+
+    weight, cost, capacity = data["weight"], data["cost"], data["capacity"]
+    n, m = weight.shape
+    model = pyo.ConcreteModel()
+    model.I = pyo.RangeSet(0, n - 1)
+    model.J = pyo.RangeSet(0, m - 1)
+    model.x = pyo.Var(model.I, model.J, domain=pyo.Binary)
+    model.assign = pyo.Constraint(model.I, rule=lambda mdl, i: sum(mdl.x[i, j] for j in mdl.J) == 1)
+    model.capacity = pyo.Constraint(
+        model.J,
+        rule=lambda mdl, j: sum(weight[i, j] * mdl.x[i, j] for i in mdl.I) <= capacity[j],
+    )
+    model.cost = pyo.Objective(
+        expr=sum(cost[i, j] * model.x[i, j] for i in model.I for j in model.J)
+    )
+    solver = appsi.solvers.Highs()
+    solver.set_instance(model)
+    return solver
+
+
+def build_pulp(data: dict[str, np.ndarray]) -> Any:
+    """PuLP's usual LpProblem with lpSum, loaded into HiGHS through pulp's highspy interface."""
+    import pulp
+
+    weight, cost, capacity = data["weight"], data["cost"], data["capacity"]
+    n, m = weight.shape
+    problem = pulp.LpProblem("gap", pulp.LpMinimize)
+    x = pulp.LpVariable.dicts("x", (range(n), range(m)), cat="Binary")
+    problem += pulp.lpSum(cost[i, j] * x[i][j] for i in range(n) for j in range(m))
+    for i in range(n):
+        problem += pulp.lpSum(x[i][j] for j in range(m)) == 1
+    for j in range(m):
+        problem += pulp.lpSum(weight[i, j] * x[i][j] for i in range(n)) <= capacity[j]
+    solver = pulp.HiGHS(msg=False)
+    solver.buildSolverModel(problem)
+    return problem
+
+
+def build_cvxpy(data: dict[str, np.ndarray]) -> Any:
+    """cvxpy with matrix expressions, compiled to HiGHS' arrays by ``get_problem_data``."""
+    import cvxpy as cp
+
+    weight, cost, capacity = data["weight"], data["cost"], data["capacity"]
+    n, m = weight.shape
+    x = cp.Variable((n, m), boolean=True)
+    problem = cp.Problem(
+        cp.Minimize(cp.sum(cp.multiply(cost, x))),
+        [cp.sum(x, axis=1) == 1, cp.sum(cp.multiply(weight, x), axis=0) <= capacity],
+    )
+    return problem.get_problem_data(cp.HIGHS)
+
+
+def build_linopy(data: dict[str, np.ndarray]) -> Any:
+    """linopy with xarray coordinates, handed to HiGHS by ``to_highspy``."""
+    import linopy
+    import pandas as pd
+    import xarray as xr
+
+    weight, cost, capacity = data["weight"], data["cost"], data["capacity"]
+    n, m = weight.shape
+    items = pd.RangeIndex(n, name="item")
+    machines = pd.RangeIndex(m, name="machine")
+    model = linopy.Model()
+    x = model.add_variables(binary=True, coords=[items, machines], name="x")
+    w = xr.DataArray(weight, coords=[items, machines])
+    c = xr.DataArray(cost, coords=[items, machines])
+    cap = xr.DataArray(capacity, coords=[machines])
+    model.add_constraints(x.sum("machine") == 1, name="assign")
+    model.add_constraints((w * x).sum("item") <= cap, name="capacity")
+    model.add_objective((c * x).sum())
+    return model.to_highspy()
+
+
+BUILDERS: dict[str, Callable[[dict[str, np.ndarray]], Any]] = {
+    "raw highspy": build_raw_highspy,
+    "gaplab -> highs": build_gaplab,
+    "cvxpy": build_cvxpy,
+    "linopy": build_linopy,
+    "pyomo": build_pyomo,
+    "pulp": build_pulp,
+}
+IMPORTS = {
+    "raw highspy": ["highspy"],
+    "gaplab -> highs": ["gaplab.modeling", "gaplab.solvers.highs", "highspy"],
+    "cvxpy": ["cvxpy"],
+    "linopy": ["linopy", "xarray"],
+    "pyomo": ["pyomo.environ", "pyomo.contrib.appsi.solvers"],
+    "pulp": ["pulp", "highspy"],
+}
+
+
+def _peak_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+
+
+def child(tool: str, n: int, m: int) -> None:
+    """Measure one build in this process and print one JSON line."""
+    import importlib
+
+    for module in IMPORTS[tool]:
+        importlib.import_module(module)
+    if tool.startswith("gaplab"):
+        from gaplab.solvers._highs_util import new_highs
+
+        new_highs()  # HiGHS' first-use banner and scheduler start are not build time
+    data = make_data(n, m)
+    before = _peak_mb()
+    cpu_started = time.process_time()
+    started = time.perf_counter()
+    handle = BUILDERS[tool](data)
+    seconds = time.perf_counter() - started
+    cpu_seconds = time.process_time() - cpu_started
+    after = _peak_mb()
+    del handle
+    print(json.dumps({"seconds": seconds, "cpu_seconds": cpu_seconds, "peak_mb": after - before}))
+
+
+def measure(tool: str, n: int, m: int, repeat: int) -> dict[str, float] | None:
+    times, cpu, peaks = [], [], []
+    for _ in range(repeat):
+        done = subprocess.run(
+            [sys.executable, __file__, "--child", tool, "--items", str(n), "--machines", str(m)],
+            capture_output=True,
+            text=True,
+            timeout=900,
+        )
+        if done.returncode != 0:
+            print(f"  {tool}: failed: {done.stderr.strip().splitlines()[-1:]}", file=sys.stderr)
+            return None
+        line = [x for x in done.stdout.splitlines() if x.startswith("{")][-1]
+        sample = json.loads(line)
+        times.append(sample["seconds"])
+        cpu.append(sample["cpu_seconds"])
+        peaks.append(sample["peak_mb"])
+    return {
+        "seconds": statistics.median(times),
+        "cpu_seconds": statistics.median(cpu),
+        "peak_mb": statistics.median(peaks),
+    }
+
+
+def _ratio(found: dict[str, float], base: dict[str, float] | None, key: str) -> str:
+    if not base or not base[key]:
+        return "-"
+    return f"{found[key] / base[key]:.2f}"
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--items", type=int, default=2000)
+    parser.add_argument("--machines", type=int, default=100)
+    parser.add_argument("--repeat", type=int, default=5, help="repetitions of the fast tools")
+    parser.add_argument("--slow-repeat", type=int, default=2, help="repetitions of pyomo, pulp")
+    parser.add_argument("--only", default=None, help="comma-separated subset of tools")
+    parser.add_argument("--child", default=None, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        child(args.child, args.items, args.machines)
+        return 0
+
+    tools = list(BUILDERS) if args.only is None else args.only.split(",")
+    n, m = args.items, args.machines
+    print(
+        f"generalized assignment, {n} items x {m} machines = {n * m:,} binaries; "
+        f"machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}"
+    )
+    results: dict[str, dict[str, float]] = {}
+    for tool in tools:
+        repeat = args.slow_repeat if tool in ("pyomo", "pulp") else args.repeat
+        print(f"  measuring {tool} ({repeat} runs) ...", file=sys.stderr)
+        found = measure(tool, n, m, repeat)
+        if found is not None:
+            results[tool] = found
+    base = results.get("raw highspy")
+    print(
+        f"{'tool':<18} {'wall s':>8} {'cpu s':>8} {'peak MB':>8} {'wall/raw':>9} "
+        f"{'cpu/raw':>8} {'mem/raw':>8}"
+    )
+    for tool, found in results.items():
+        print(
+            f"{tool:<18} {found['seconds']:>8.3f} {found['cpu_seconds']:>8.3f} "
+            f"{found['peak_mb']:>8.1f} {_ratio(found, base, 'seconds'):>9} "
+            f"{_ratio(found, base, 'cpu_seconds'):>8} {_ratio(found, base, 'peak_mb'):>8}"
+        )
+    if base and "gaplab -> highs" in results:
+        ours = results["gaplab -> highs"]
+        ok = (
+            ours["cpu_seconds"] <= 1.5 * base["cpu_seconds"]
+            and ours["peak_mb"] <= 1.5 * base["peak_mb"]
+        )
+        verdict = "met" if ok else "NOT met"
+        print(f"target gaplab <= 1.5 x raw highspy in CPU time and peak memory: {verdict}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
