@@ -1,0 +1,141 @@
+"""Exact methods and metrics of the task-graph model: offline MILP, brute force, window MILP."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from gaplab.heuristics.task_graph import BASES, last_k, place_heft
+from gaplab.models.task_graph import (
+    Instance,
+    Network,
+    TaskGraph,
+    brute_force,
+    compute_metrics,
+    makespan_lower_bound,
+    milp_last_k,
+    solve_offline,
+    validate,
+)
+from gaplab.models.task_graph.exact import solve_window
+from gaplab.models.task_graph.generators import adversarial, generate_sized
+from gaplab.models.task_graph.metrics import jain_index
+from gaplab.models.task_graph.planning import Plan
+from gaplab.solvers import SolveOptions, Termination
+from tests.test_task_graph_schedulers import diamond_instance, preemption_instance
+
+OPTIONS = SolveOptions(time_limit=20, mip_rel_gap=1e-7)
+
+
+def test_offline_milp_on_diamond_is_five():
+    instance = diamond_instance()
+    result, schedule = solve_offline(instance, "highs", OPTIONS)
+    assert result.termination == Termination.OPTIMAL
+    assert result.objective == pytest.approx(5.0, abs=1e-6)
+    assert schedule is not None
+    assert schedule.makespan(instance) == pytest.approx(5.0, abs=1e-6)
+    assert validate(instance, schedule) == []
+
+
+def test_offline_milp_on_preemption_instance():
+    # The chain runs alone on one node from 0.5 to 4.5; the four unit tasks fill the other.
+    instance = preemption_instance()
+    result, schedule = solve_offline(instance, "highs", OPTIONS)
+    assert result.objective == pytest.approx(4.5, abs=1e-6)
+    assert brute_force(instance)[0] == pytest.approx(4.5)
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_offline_milp_equals_brute_force(seed):
+    instance = generate_sized(seed, "tiny")
+    result, schedule = solve_offline(instance, "highs", OPTIONS)
+    optimum, brute = brute_force(instance)
+    assert result.termination == Termination.OPTIMAL
+    assert result.objective == pytest.approx(optimum, rel=1e-6)
+    assert validate(instance, brute) == []
+    assert validate(instance, schedule) == []
+    assert brute.makespan(instance) == pytest.approx(optimum)
+
+
+def test_brute_force_rejects_large_instances():
+    with pytest.raises(ValueError, match="limited to 8 tasks"):
+        brute_force(generate_sized(0, "small"))
+
+
+@pytest.mark.parametrize(
+    "instance",
+    [
+        generate_sized(1, "small"),
+        adversarial(seed=0, rounds=2, nodes=2, width=2, chain_length=3),
+        generate_sized(7, "tiny"),
+    ],
+    ids=["small-s1", "adversarial", "tiny-s7"],
+)
+def test_offline_bound_below_every_heuristic(instance):
+    result, schedule = solve_offline(instance, "highs", OPTIONS)
+    assert result.bound is not None
+    assert schedule is not None
+    assert validate(instance, schedule) == []
+    lower = makespan_lower_bound(instance)
+    assert lower <= result.bound + 1e-6
+    for base in BASES:
+        for k in (1, 2, 3, None):
+            makespan = last_k(instance, base, k).makespan(instance)
+            assert result.bound <= makespan + 1e-6, (base, k)
+
+
+def test_window_milp_not_worse_than_heft_on_one_window():
+    instance = generate_sized(2, "small")
+    plan = Plan(instance)
+    first = [int(t) for t in instance.flat.graph_tasks[0]]
+    place_heft(plan, first, instance.flat.arrival)
+    a_1 = instance.graphs[1].arrival
+    started = [t for t in first if plan.start[t] < a_1]
+    plan.remove([t for t in first if t not in started])
+    tasks = sorted(
+        set(range(instance.flat.size)) - set(started) - set(instance.flat.graph_tasks[2])
+    )
+    release = np.maximum(instance.flat.arrival, a_1)
+    heuristic = plan.copy()
+    place_heft(heuristic, tasks, release)
+    heft_makespan = float(np.nanmax(heuristic.finish))
+    result, placed = solve_window(plan, tasks, release, heft_makespan + 1e-6, "highs", OPTIONS)
+    assert placed
+    assert float(np.nanmax(plan.finish)) <= heft_makespan + 1e-6
+    for t in started:
+        assert plan.start[t] < a_1
+
+
+def test_milp_last_k_is_valid_and_beats_k1_heft_on_adversarial():
+    instance = adversarial(seed=0, rounds=1, nodes=2, width=2, chain_length=3)
+    for k in (1, None):
+        schedule = milp_last_k(instance, k, window_time_limit=10)
+        assert validate(instance, schedule) == []
+        assert schedule.info["fallbacks"] == 0
+    full = milp_last_k(instance, None, window_time_limit=10).makespan(instance)
+    assert full <= last_k(instance, "heft", 1).makespan(instance) + 1e-6
+
+
+def test_metrics_ranges_and_definitions():
+    instance = generate_sized(0, "medium")
+    schedule = last_k(instance, "heft", 2)
+    metrics = compute_metrics(instance, schedule)
+    m = len(instance.graphs)
+    assert 1.0 / m - 1e-12 <= metrics.jain_index <= 1.0 + 1e-12
+    assert 0.0 < metrics.utilization <= 1.0
+    assert metrics.makespan == pytest.approx(schedule.makespan(instance))
+    assert metrics.max_slowdown >= metrics.mean_slowdown
+    assert metrics.mean_slowdown >= 1.0 - 1e-9  # no graph beats HEFT alone by much here
+
+
+def test_jain_index_values():
+    assert jain_index(np.array([2.0, 2.0, 2.0])) == pytest.approx(1.0)
+    assert jain_index(np.array([1.0, 0.0, 0.0, 0.0])) == pytest.approx(0.25)
+
+
+def test_single_graph_slowdown_is_one_for_heft():
+    graph = TaskGraph("solo", 3.0, ("a", "b"), (1.0, 2.0), (("a", "b", 1.0),))
+    instance = Instance("solo", Network.complete([1.0, 2.0], 1.0), (graph,))
+    metrics = compute_metrics(instance, last_k(instance, "heft", 1))
+    assert metrics.max_slowdown == pytest.approx(1.0)
+    assert metrics.mean_response == pytest.approx(1.5)
