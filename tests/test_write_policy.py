@@ -142,7 +142,9 @@ def test_store_merge_rules(episode: Instance) -> None:
     assert store.apply(Action.write(parent), now=parent).accepted
     assert store.apply(Action.merge(child, parent), now=child).accepted
     assert store.retained_steps() == sorted([parent, child])
-    assert store.get(child).cost == int(episode.merge_pairs.cost[0])
+    item = store.get(child)
+    assert item is not None
+    assert item.cost == int(episode.merge_pairs.cost[0])
     # The delta's base is gone: the delta stays in memory but is no longer retained.
     assert store.apply(Action.expire(parent), now=child + 1).accepted
     assert store.retained_steps() == []

@@ -20,9 +20,15 @@ from gaplab.models.write_policy.exact import f1_optimum, knapsack_dp
 from gaplab.models.write_policy.generator import MODES, StreamConfig
 from gaplab.models.write_policy.metrics import evaluate, f1_score
 from gaplab.models.write_policy.validate import validate
-from gaplab.solvers.result import SolveOptions
+from gaplab.solvers.result import Result, SolveOptions
 
 OPTIONS = SolveOptions(time_limit=20, mip_rel_gap=0.0)
+
+
+def _objective(result: Result) -> float:
+    assert result.objective is not None, result
+    return result.objective
+
 
 episodes = st.builds(
     lambda seed, mode, steps, budget: Instance.generate(
@@ -62,6 +68,7 @@ def test_dp_equals_write_only_milp(instance: Instance) -> None:
     dp_result, dp_solution = solve_knapsack_dp(instance)
     milp_result, milp_solution = solve_write_only_milp(instance, "highs", OPTIONS)
     assert milp_result.is_optimal
+    assert milp_solution is not None
     assert dp_result.objective == pytest.approx(milp_result.objective, abs=1e-6)
     assert validate(instance, dp_solution) == []
     assert validate(instance, milp_solution) == []
@@ -74,7 +81,8 @@ def test_merge_optimum_at_least_write_only(instance: Instance) -> None:
     write_only, _ = solve_knapsack_dp(instance)
     merge, solution = solve_merge_milp(instance, "highs", OPTIONS)
     assert merge.is_optimal
-    assert merge.objective >= write_only.objective - 1e-6
+    assert solution is not None
+    assert _objective(merge) >= _objective(write_only) - 1e-6
     assert validate(instance, solution) == []
     assert evaluate(instance, solution) == pytest.approx(merge.objective, abs=1e-6)
 
@@ -141,13 +149,14 @@ REFERENCE_OPTIMA = {
 
 @pytest.mark.parametrize(("mode", "budget_kib"), sorted(REFERENCE_OPTIMA))
 def test_reference_optima(mode: str, budget_kib: int) -> None:
-    write_only, merge = [], []
+    write_only: list[float] = []
+    merge: list[float] = []
     for e in range(10):
         inst = Instance.generate(0, mode=mode, episode_id=e, budget_kib=budget_kib)
-        write_only.append(solve_knapsack_dp(inst)[0].objective)
+        write_only.append(_objective(solve_knapsack_dp(inst)[0]))
         result, _ = solve_merge_milp(inst, "highs", OPTIONS)
         assert result.is_optimal
-        merge.append(result.objective)
+        merge.append(_objective(result))
     expected_write, expected_merge = REFERENCE_OPTIMA[(mode, budget_kib)]
     assert np.mean(write_only) == pytest.approx(expected_write, abs=0.051)
     assert np.mean(merge) == pytest.approx(expected_merge, abs=0.051)

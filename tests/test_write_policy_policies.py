@@ -25,7 +25,7 @@ from gaplab.models.write_policy.exact import write_only_optimum
 from gaplab.models.write_policy.generator import MODES, StreamConfig
 from gaplab.models.write_policy.metrics import metrics
 from gaplab.models.write_policy.validate import validate
-from gaplab.sim.write_policy import StepView, run_policy
+from gaplab.sim.write_policy import Policy, StepView, run_policy
 from gaplab.solvers.result import SolveOptions
 
 episodes = st.builds(
@@ -62,6 +62,7 @@ def test_no_policy_exceeds_budget(instance: Instance) -> None:
         assert _peak_by_replay(instance, solution) <= instance.budget_bytes, name
         assert solution.peak_bytes <= instance.budget_bytes, name
         row = metrics(instance, solution, write_only_optimum(instance).value)
+        assert merge.objective is not None
         assert row["utility"] <= merge.objective + 1e-6, name
         for key in ("recall", "precision", "f1", "utilization", "write_density"):
             assert 0.0 <= row[key] <= 1.0, (name, key)
@@ -105,7 +106,7 @@ def test_validator_reports_unknown_and_bad_actions() -> None:
 
 def test_validator_rejects_other_solution_types() -> None:
     inst = Instance.generate(0)
-    assert "expected a write-policy Solution" in validate(inst, [1, 2])[0]
+    assert "expected a write-policy Solution" in validate(inst, [1, 2])[0]  # type: ignore[arg-type]
 
 
 def test_solution_json_round_trip() -> None:
@@ -147,7 +148,7 @@ def test_utility_estimator_recovers_hidden_utility() -> None:
         assert guesses == list(inst.utility), mode
 
 
-def _mean_metrics(mode: str, budget_kib: int, track: str, policy: object) -> dict[str, float]:
+def _mean_metrics(mode: str, budget_kib: int, track: str, policy: str | Policy) -> dict[str, float]:
     rows = []
     for e in range(10):
         inst = Instance.generate(0, mode=mode, episode_id=e, budget_kib=budget_kib, track=track)
@@ -175,7 +176,7 @@ REFERENCE_POLICIES = [
 def test_reference_policy_values(
     mode: str, budget: int, track: str, name: str, expected: tuple[float, float, float]
 ) -> None:
-    policy: object = name
+    policy: str | Policy = name
     if name == "last_kb_quirks":
         policy = LastKiB(reference_quirks=True)
     elif name == "merge_aggressive_quirks":
@@ -187,11 +188,14 @@ def test_reference_policy_values(
 
 
 def test_window_exact_close_to_merge_optimum() -> None:
-    got, optimum = [], []
+    got: list[float] = []
+    optimum: list[float] = []
     for e in range(10):
         inst = Instance.generate(0, mode="default", episode_id=e, budget_kib=4)
         got.append(metrics(inst, run("window_exact", inst))["utility"])
-        optimum.append(solve_merge_milp(inst, "highs", SolveOptions(time_limit=20))[0].objective)
+        result, _ = solve_merge_milp(inst, "highs", SolveOptions(time_limit=20))
+        assert result.objective is not None
+        optimum.append(result.objective)
     assert np.mean(got) >= 0.98 * np.mean(optimum)
     assert np.mean(got) > _mean_metrics("default", 4, "unprivileged", "merge_aggressive")["utility"]
 
@@ -200,16 +204,18 @@ def test_spec_runs_every_method() -> None:
     spec = get_model("write-policy")
     inst = spec.generate(seed=1, size="small")
     options = SolveOptions(time_limit=20)
-    values = {}
+    values: dict[str, float] = {}
     for variant in spec.exact:
         outcome = run_exact(spec, inst, "small", variant, "highs", options)
         assert outcome.valid, outcome.violations
+        assert outcome.objective is not None
         values[variant] = outcome.objective
     assert values["knapsack-dp"] == pytest.approx(values["write-only-milp"])
     assert values["merge-milp"] >= values["knapsack-dp"] - 1e-9
     for name in spec.heuristics:
         outcome = run_heuristic(spec, inst, "small", name)
         assert outcome.valid, (name, outcome.violations)
+        assert outcome.objective is not None
         assert outcome.objective <= values["merge-milp"] + 1e-9
 
 
