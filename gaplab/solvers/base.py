@@ -99,6 +99,11 @@ class Backend(ABC):
             raise BackendUnavailableError(
                 f"backend {self.name!r} is not available: {availability.detail}"
             )
+        if model.has_convex:
+            # Invalid convex data is the caller's error, so it is raised, not contained.
+            from gaplab.solvers._convex_domain import check_domains
+
+            check_domains(model)
 
         started = time.perf_counter()
         try:
