@@ -71,6 +71,11 @@ class ConflictGraph:
         ptr, idx = self._adjacency
         return idx[ptr[i] : ptr[i + 1]]
 
+    def pred(self, i: int) -> np.ndarray:
+        """Earlier transactions that conflict with ``i`` (its predecessors in block order)."""
+        row = self.neighbours(i)
+        return row[: int(np.searchsorted(row, i))]
+
     @cached_property
     def degree(self) -> np.ndarray:
         return np.diff(self._adjacency[0])
