@@ -153,9 +153,14 @@ def _json_default(value: Any) -> Any:
 
 
 def cmd_models(args: argparse.Namespace) -> int:
+    from gaplab.models import import_errors
     from gaplab.models.registry import registered
 
     models = registered()
+    for package, error in import_errors.items():
+        print(
+            f"gaplab models: model package {package!r} failed to import: {error}", file=sys.stderr
+        )
     if not models:
         print("no models are installed")
         return 0
