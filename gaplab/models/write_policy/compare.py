@@ -8,6 +8,7 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
+from gaplab.models.write_policy.actions import plan_solution
 from gaplab.models.write_policy.build import solve_merge_milp
 from gaplab.models.write_policy.exact import f1_optimum, write_only_optimum
 from gaplab.models.write_policy.instance import KIB, Instance, budget_label
@@ -55,6 +56,7 @@ def grid_rows(
             started = time.perf_counter()
             write_only = write_only_optimum(inst)
             dp_seconds = time.perf_counter() - started
+            dp_plan = plan_solution("exact:write-only", list(write_only.steps), [])
             result, merge_solution = solve_merge_milp(inst, "highs", options)
             merge_value = result.objective if result.is_optimal else None
             common = {
@@ -75,7 +77,8 @@ def grid_rows(
                     "kind": "exact",
                     "utility": write_only.value,
                     "seconds": dp_seconds,
-                    "valid": True,
+                    "valid": not validate(inst, dp_plan),
+                    "status": "optimal",
                 }
             )
             merge_valid = None if merge_solution is None else not validate(inst, merge_solution)
@@ -97,7 +100,12 @@ def grid_rows(
                 row = metrics(inst, solution, write_only.value)
                 row.update(common)
                 row.update(
-                    {"kind": "policy", "seconds": seconds, "valid": not validate(inst, solution)}
+                    {
+                        "kind": "policy",
+                        "seconds": seconds,
+                        "valid": not validate(inst, solution),
+                        "status": "heuristic",
+                    }
                 )
                 rows.append(row)
     return rows
