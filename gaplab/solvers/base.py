@@ -146,7 +146,7 @@ def finish_result(result: Result, model: CompiledModel) -> Result:
             "the solver returned a point of the wrong size or with non-finite entries"
         )
         return result
-    result.x = x
+    result.x = x + 0.0  # turns -0.0 from the solver into 0.0
     result.max_violation = model.max_violation(x)
     result.objective = model.objective_value(x)
     scale = max(1.0, _largest_finite_bound(model))
