@@ -128,6 +128,15 @@ def test_gate_and_route_approaches_lp_value(inst):
     assert means["q_d"].sum() < 0.1 * (means["y_m"].sum() + means["y_s"].sum())
 
 
+def test_hold_variant_keeps_buffer_empty(inst):
+    policy, plan = make_policy("GG-SP-hold", inst)
+    sim = simulate(inst, policy, gpus=500, horizon=400, seed=1)
+    means = sim.means()
+    assert means["q_d"].sum() < 0.01
+    assert means["q_p"][0] == pytest.approx(plan.q_p[0], abs=0.05)  # the marginal class waits
+    assert (R_BUNDLED - sim.revenue) / R_BUNDLED < 0.02
+
+
 def test_occupancy_spread_shrinks_with_n(inst):
     policy, _ = make_policy("GG-SP", inst)
     spread = []

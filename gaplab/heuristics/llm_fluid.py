@@ -9,6 +9,9 @@ F = FCFS), the second the decode handling (G = greedy router, I = immediate deco
 prefill slot, F = prefill-first use of freed slots), SP / WSP = with / without static partition.
 
 - ``GG-SP`` gate-and-route (bundled LP targets);
+- ``GG-SP-hold`` gate-and-route that starts no prefill while a decode waits for a slot. This
+  is a design choice (one reading of "waiting decodes take free solo slots before any new
+  prefill starts"); it keeps the decode buffer near empty, as the published runs report;
 - ``PR-SP`` prioritize-and-route for separate pricing (largest D_i / P_i first, LP-S partition);
 - ``SLI-GG`` gate plus randomized router on the service-level LP (solo share from y*);
 - ``FI-WSP`` FCFS admission, decode in the prefill slot, no partition (Sarathi-Serve style);
@@ -99,8 +102,9 @@ def make_policy(name: str, instance: Instance, plan: FluidPlan | None = None) ->
             sli=name == "SLI-GG",
         )
     targets = _targets(plan)
-    if name == "GG-SP":
-        policy = Policy(name, "gate", partition=True, **targets)  # type: ignore[arg-type]
+    if name in ("GG-SP", "GG-SP-hold"):
+        hold = name == "GG-SP-hold"
+        policy = Policy(name, "gate", partition=True, hold_prefills=hold, **targets)  # type: ignore[arg-type]
     elif name == "PR-SP":
         ratio = instance.output / instance.prompt
         order = tuple(int(i) for i in np.argsort(-ratio, kind="stable"))

@@ -318,6 +318,8 @@ class _Engine:
         self.decode_gpus: list[list[int]] = [[] for _ in range(size)]
         self.solo_pool = [0] * size
         self.solo_used = 0
+        self.buffered = 0
+        self.hold = policy.hold_prefills
         self.free_decode = _IndexedSet(self.tracked)
         self.free_prefill = _IndexedSet(self.tracked)
         for g in range(self.tracked):
@@ -366,6 +368,8 @@ class _Engine:
 
     def _choose_class(self) -> int:
         """Return the class whose head-of-line request starts a prefill, or -1."""
+        if self.hold and self.buffered:
+            return -1
         queues = self.prefill_queue
         admission = self.policy.admission
         if admission == "fcfs":
@@ -431,6 +435,7 @@ class _Engine:
 
     def _buffer(self, b: int, i: int, job: int) -> None:
         self.buffers[b][i].append(job)
+        self.buffered += 1
         self.rate_abandon += self.theta[i]
 
     def _pop_buffer(self, b: int) -> int:
@@ -441,6 +446,7 @@ class _Engine:
                 best, head = i, queue[0]
         if best >= 0:
             self.buffers[b][best].popleft()
+            self.buffered -= 1
             self.rate_abandon -= self.theta[best]
         return best
 
@@ -488,11 +494,20 @@ class _Engine:
                 if u < weight:
                     del queue[int(u / self.theta[i])]
                     self.rate_abandon -= self.theta[i]
-                    key = "prefill_abandons" if where < 0 else "decode_abandons"
-                    self.counts[key][i] += 1
+                    if where < 0:
+                        self.counts["prefill_abandons"][i] += 1
+                    else:
+                        self.counts["decode_abandons"][i] += 1
+                        self.buffered -= 1
+                        self._release_hold()
                     return
                 u -= weight
         self.events -= 1  # rounding left no waiting request to remove
+
+    def _release_hold(self) -> None:
+        """Start held prefills once the decode buffers are empty."""
+        if self.hold and not self.buffered and self.free_prefill.items:
+            self._start_prefills()
 
     def _waiting(self, i: int) -> list[tuple[int, deque[int]]]:
         return [(-1, self.prefill_queue[i])] + [(b, buf[i]) for b, buf in enumerate(self.buffers)]
@@ -566,6 +581,7 @@ class _Engine:
                 self._place(g, j)
         if not policy.partition and policy.decode_first:
             self._start_prefills(prefer=g)
+        self._release_hold()
 
     def _finish_decode_solo(self, u: float) -> None:
         for i in range(self.size):
@@ -583,6 +599,7 @@ class _Engine:
         j = self._pop_buffer(0)
         if j >= 0:
             self._place_solo(j)
+        self._release_hold()
 
     def _complete(self, i: int) -> None:
         self.counts["decode_completions"][i] += 1
@@ -630,6 +647,8 @@ class _Engine:
 
     def run(self, horizon: float, samples: int) -> tuple[np.ndarray, list, np.ndarray]:
         rng = self.rng
+        uniform = rng.random
+        log = math.log
         arrival = self.arrival
         total_arrival = sum(arrival)
         step = horizon / samples
@@ -643,7 +662,7 @@ class _Engine:
                 total_arrival + self.rate_abandon + self.rate_prefill + self.rate_tracked
                 + self.rate_solo
             )
-            now += rng.expovariate(total)
+            now -= log(1.0 - uniform()) / total  # exponential holding time
             while now >= next_sample and next_sample <= horizon + 1e-9:
                 times.append(next_sample)
                 snapshots.append(self._snapshot())
@@ -654,7 +673,7 @@ class _Engine:
             if now > horizon:
                 break
             self.events += 1
-            u = rng.random() * total
+            u = uniform() * total
             if u < total_arrival:
                 for i, rate in enumerate(arrival):
                     if u < rate:

@@ -15,6 +15,8 @@ A policy is a combination of four mechanisms, so the simulator needs no callback
   probability ``p_s,i`` and to the prefill pool otherwise, each pool with its own buffer.
 - ``decode_first``: a freed slot serves a waiting decode before a new prefill (only matters
   without a partition, where slots are shared).
+- ``hold_prefills``: no prefill starts while a decode waits in a buffer. This is a design choice
+  for an ablation, not part of gate-and-route as published.
 """
 
 from __future__ import annotations
@@ -23,8 +25,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-POLICY_NAMES = ("GG-SP", "PR-SP", "SLI-GG", "FI-WSP", "GI-WSP", "GF-WSP", "FG-SP")
-"""Policies in report order: the three LP-based ones, then the four baselines."""
+POLICY_NAMES = ("GG-SP", "GG-SP-hold", "PR-SP", "SLI-GG", "FI-WSP", "GI-WSP", "GF-WSP", "FG-SP")
+"""Policies in report order: the LP-based ones, then the four baselines."""
 
 ADMISSIONS = ("gate", "fcfs", "priority")
 ROUTERS = ("greedy", "randomized")
@@ -38,7 +40,7 @@ class Policy:
     ----------
     name
         Label in reports, for example ``GG-SP``.
-    admission, partition, coupled, router, decode_first
+    admission, partition, coupled, router, decode_first, hold_prefills
         The mechanisms described in the module docstring.
     prefill_target
         ``x_i*`` per class (prefills in service per GPU); the gate never admits a class whose
@@ -59,6 +61,7 @@ class Policy:
     coupled: bool = False
     router: str = "greedy"
     decode_first: bool = True
+    hold_prefills: bool = False
     prefill_target: tuple[float, ...] = ()
     queue_target: tuple[float, ...] = ()
     prefill_share: float = 0.0
