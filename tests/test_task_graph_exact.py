@@ -139,3 +139,24 @@ def test_single_graph_slowdown_is_one_for_heft():
     metrics = compute_metrics(instance, last_k(instance, "heft", 1))
     assert metrics.max_slowdown == pytest.approx(1.0)
     assert metrics.mean_response == pytest.approx(1.5)
+
+
+def test_window_milp_inserts_before_fixed_task():
+    # One node: the fixed task occupies [5, 6]; the free unit task fits before it at 0.
+    first = TaskGraph("A", 0.0, ("f",), (1.0,))
+    second = TaskGraph("B", 0.0, ("t",), (1.0,))
+    instance = Instance("gap", Network.complete([1.0], 1.0), (first, second))
+    plan = Plan(instance)
+    plan.place(0, 0, 5.0)
+    result, placed = solve_window(plan, [1], instance.flat.arrival, 7.0, "highs", OPTIONS)
+    assert placed
+    assert result.objective == pytest.approx(6.0)
+    assert plan.start[1] == pytest.approx(0.0)
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_milp_last_k_needs_no_fallback(seed):
+    instance = adversarial(seed, rounds=2, nodes=2, width=2, chain_length=3)
+    schedule = milp_last_k(instance, 1, window_time_limit=10)
+    assert schedule.info["fallbacks"] == 0
+    assert validate(instance, schedule) == []

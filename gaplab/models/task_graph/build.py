@@ -250,5 +250,5 @@ def _fixed_intervals(
         "fixed_before", c + x_same * big_m + before * big_m <= plan.start[fixed_of] + 2 * big_m
     )
     m.subject_to(
-        "fixed_after", s - x_same * big_m - before * big_m >= plan.finish[fixed_of] - big_m
+        "fixed_after", s - x_same * big_m + before * big_m >= plan.finish[fixed_of] - big_m
     )
