@@ -160,17 +160,18 @@ def main(argv: list[str] | None = None) -> int:
     print("\n3. MERGE gain over the WRITE-only optimum, % (mean over episodes, unprivileged)")
     gain = optima["merge_gain_pct"].unstack("budget_kib").round(1)
     print(gain.to_string())
-    best = optima["merge_gain_pct"].groupby("mode").idxmax()
-    for mode, (_, budget) in best.items():
+    means: dict[tuple[str, float], dict[str, float]] = optima.to_dict("index")  # type: ignore[assignment]
+    for mode in MODES:
+        budget = max(budgets, key=lambda b: means[(mode, float(b))]["merge_gain_pct"])
         print(
             f"   {mode}: merging is worth the most at {budget:g} KiB "
-            f"(+{optima.loc[(mode, budget), 'merge_gain_pct']:.1f} %)"
+            f"(+{means[(mode, float(budget))]['merge_gain_pct']:.1f} %)"
         )
 
     print("\n4. hindsight optima against the design note (mean over 10 episodes, unprivileged)")
     if count == 10:
         for (mode, budget), (note_write, note_merge) in NOTE_OPTIMA.items():
-            ours = optima.loc[(mode, budget)]
+            ours = means[(mode, float(budget))]
             print(
                 f"   {mode:12s} {budget:3d} KiB  WRITE-only {ours['exact:write-only']:6.2f} "
                 f"(note {note_write:5.1f})  MERGE {ours['exact:merge']:6.2f} "
