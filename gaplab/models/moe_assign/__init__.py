@@ -1,0 +1,61 @@
+"""moe-assign: run each activated MoE expert on the CPU or the GPU, minimizing layer time.
+
+During MoE inference on one PC, every layer's activated experts run either on the CPU or on
+the GPU (copying the expert over PCIe unless it is cached there). Both devices work at once,
+so a layer takes as long as the slower side. The exact 0-1 program is compared with the greedy
+rule a runtime would use, and cache and prefetch policies are replayed over routing traces.
+"""
+
+from __future__ import annotations
+
+from gaplab.heuristics.moe_assign import HEURISTICS
+from gaplab.models.moe_assign.build import build, solve_lp_round, solve_milp
+from gaplab.models.moe_assign.extras import extras
+from gaplab.models.moe_assign.importers import import_popularity, load_popularity
+from gaplab.models.moe_assign.instance import Instance, dump, load
+from gaplab.models.moe_assign.suite import suite
+from gaplab.models.moe_assign.validate import Assignment, evaluate, validate
+from gaplab.models.registry import ModelSpec, register
+
+
+def _generate(seed: int = 0, size: str = "small", **options: object) -> Instance:
+    return Instance.generate(seed=seed, size=size, **options)  # type: ignore[arg-type]
+
+
+def _solution_to_json(solution: Assignment) -> dict[str, object]:
+    return solution.to_json()
+
+
+SPEC = register(
+    ModelSpec(
+        name="moe-assign",
+        summary="assign MoE experts to CPU or GPU per layer, min layer time",
+        sense="min",
+        objective_name="layer time (s)",
+        load=load,
+        generate=_generate,
+        exact={"milp": solve_milp, "lp-round": solve_lp_round},
+        heuristics=HEURISTICS,
+        validate=validate,
+        evaluate=evaluate,
+        dump=dump,
+        suite=suite,
+        importers={"popularity": import_popularity},
+        sizes=("small", "medium", "large"),
+        default_exact="milp",
+        extras=extras,
+        solution_to_json=_solution_to_json,
+    )
+)
+
+__all__ = [
+    "SPEC",
+    "Assignment",
+    "Instance",
+    "build",
+    "evaluate",
+    "load_popularity",
+    "solve_lp_round",
+    "solve_milp",
+    "validate",
+]
