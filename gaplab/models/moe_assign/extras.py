@@ -143,7 +143,8 @@ def _shape_analysis(
         outcome = simulate(trace, assignment=assignment, prefetch=prefetch, cache=cache)
         if naive_seconds is None:
             naive_seconds = outcome.seconds
-        row = {"method": f"extras:replay:{assignment}+{prefetch}+{cache}", "shape": shape}
+        row: dict[str, Any] = {"method": f"extras:replay:{assignment}+{prefetch}+{cache}"}
+        row["shape"] = shape
         row.update(outcome.row())
         row["batch"] = batch
         row["speedup_over_naive"] = naive_seconds / outcome.seconds if outcome.seconds else None
