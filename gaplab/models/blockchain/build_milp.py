@@ -1,0 +1,318 @@
+"""Exact models and bounds of problem (ii), ``block-build``: choose and schedule for reward.
+
+- :func:`build_continuous` (MILP-C): v_i selects, x_ic places on a core, start and end in
+  [0, B]; conflicting selected pairs get disjoint intervals in either order (y), and pairs on
+  the same core (z, w) too. The order is free, unlike problem (i).
+- :func:`build_rounds` (MILP-H) for unit times: x_ir = 1 when i runs in round r; at most one
+  round per transaction, at most p per round, no conflicting pair in one round.
+- :func:`build_lp_bound`: the tighter bound, an LP over v alone with the aggregate knapsack row
+  sum t v <= p B, a clique row sum_{K} t v <= B for every key's writer set K, and the pair
+  rows t_i v_i + t_j v_j <= B of the conflict graph.
+
+The plain LP relaxation is the plain MILP with its integrality dropped; for p >= 2 it does not
+depend on p (design note, section 3.1), which is why the tighter bound exists.
+
+Strengthened MILPs add: symmetry cuts on identical cores, the rows of the tighter bound, v_i = 0
+when t_i > B, and the heuristic's reward as a lower bound on the objective (HiGHS gets no
+starting point through gaplab's backend; the heuristic schedule is returned when the solver
+finds nothing better).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+
+import numpy as np
+
+from gaplab.heuristics import blockchain as heuristics
+from gaplab.modeling import CompiledModel, LinExpr, Model
+from gaplab.models.blockchain._milp import (
+    TIME_SCALE,
+    column_values,
+    group_sum,
+    non_conflicting_pairs,
+    option_fields,
+    pick,
+    result_without_solve,
+)
+from gaplab.models.blockchain.instance import BlockInstance
+from gaplab.models.blockchain.schedule import Schedule, from_rounds, left_shift
+from gaplab.solvers import solve
+from gaplab.solvers.result import Result, SolveOptions
+
+logger = logging.getLogger(__name__)
+
+
+def _scale(instance: BlockInstance) -> float:
+    return 1.0 if instance.unit else TIME_SCALE
+
+
+def _writer_cliques(instance: BlockInstance) -> list[np.ndarray]:
+    """Writer sets of two or more transactions: pairwise conflicting, so cliques of G."""
+    return [a.writers for a in instance.graph.keys if a.writers.size >= 2]
+
+
+def _clique_rows(m: Model, v: LinExpr, cliques: list[np.ndarray], coef: np.ndarray) -> LinExpr:
+    """sum_{i in K} coef_i v_i for every clique K, as one expression over the cliques."""
+    members = np.concatenate(cliques)
+    owner = np.repeat(np.arange(len(cliques)), [c.size for c in cliques])
+    rows = pick(v, members, m.index("clique_member", range(members.size))) * coef[members]
+    return group_sum(rows, owner, m.index("clique", range(len(cliques))))
+
+
+# ---------------------------------------------------------------------- MILP-C
+
+
+def build_continuous(
+    instance: BlockInstance, *, strengthened: bool, lower: float | None = None
+) -> Model:
+    """MILP-C of problem (ii); times in kgas (heterogeneous) or rounds, reward in gwei.
+
+    ``lower`` is a known reward (the heuristic's), used by the strengthened form as a cut.
+    """
+    assert instance.budget is not None
+    n, p = instance.n, instance.cores
+    scale = _scale(instance)
+    budget = float(instance.budget) / scale
+    t = instance.times / scale
+    graph = instance.graph
+    m = Model("block-build-continuous" + ("" if strengthened else "-plain"))
+    tx = m.index("tx", list(instance.ids))
+    core = m.index("core", range(p))
+
+    fits = (instance.times <= float(instance.budget)).astype(float)
+    if strengthened:
+        v = m.integer("v", tx, lower=0.0, upper=fits)
+        x_upper = (np.arange(p)[None, :] <= np.arange(n)[:, None]) * fits[:, None]
+        x = m.integer("x", tx, core, lower=0.0, upper=x_upper.astype(float))
+    else:
+        v = m.binary("v", tx)
+        x = m.binary("x", tx, core)
+    s = m.continuous("start", tx, upper=budget)
+    e = m.continuous("end", tx, upper=budget)
+
+    m.subject_to("one_core", x.sum("core") - v == 0)
+    m.subject_to("duration", e - s - v * t == 0)
+    m.subject_to("start_if_selected", s - v * budget <= 0)
+    m.subject_to("end_if_selected", e - v * budget <= 0)
+
+    # Conflicting pairs: disjoint intervals, either order.
+    edge = m.index("edge", range(graph.num_edges))
+    ci, cj = graph.src, graph.dst
+    y_c = m.binary("y_conflict", edge)
+    e_i, e_j = pick(e, ci, edge), pick(e, cj, edge)
+    s_i, s_j = pick(s, ci, edge), pick(s, cj, edge)
+    m.subject_to("conflict_i_first", e_i - s_j + y_c * budget <= budget)
+    m.subject_to("conflict_j_first", e_j - s_i - y_c * budget <= 0)
+
+    # Non-conflicting pairs: disjoint only when on the same core.
+    pi, pj = non_conflicting_pairs(graph)
+    if strengthened:
+        # Two that cannot share a core within B never need the same-core rows.
+        both_fit = t[pi] + t[pj] <= budget + 1e-9
+        pi, pj = pi[both_fit], pj[both_fit]
+    pair = m.index("pair", range(pi.size))
+    y = m.binary("y", pair)
+    z = m.binary("z", pair)
+    w = m.binary("w", pair, core)
+    cores = np.arange(p)[None, :]
+    xi = pick(x, pi[:, None] * p + cores, pair, core)
+    xj = pick(x, pj[:, None] * p + cores, pair, core)
+    m.subject_to("w_le_xi", w - xi <= 0)
+    m.subject_to("w_le_xj", w - xj <= 0)
+    m.subject_to("w_ge_both", w - xi - xj >= -1)
+    m.subject_to("same_core", z - w.sum("core") == 0)
+    ei, ej = pick(e, pi, pair), pick(e, pj, pair)
+    si, sj = pick(s, pi, pair), pick(s, pj, pair)
+    m.subject_to("i_before_j", ei - sj + y * budget + z * budget <= 2 * budget)
+    m.subject_to("j_before_i", ej - si - y * budget + z * budget <= budget)
+
+    reward = (v * instance.rewards).sum()
+    if strengthened:
+        _add_bound_rows(m, instance, v, t, budget)
+        load = (x * np.broadcast_to(t[:, None], (n, p))).sum("tx")
+        m.subject_to("core_load", load <= budget)
+        if lower is not None and lower > 0:
+            m.subject_to("heuristic_floor", reward >= lower)
+    m.maximize(reward)
+    return m
+
+
+def _add_bound_rows(
+    m: Model, instance: BlockInstance, v: LinExpr, t: np.ndarray, budget: float
+) -> None:
+    """Aggregate knapsack and writer-clique rows (valid for both formulations)."""
+    m.subject_to("aggregate_work", (v * t).sum() <= instance.cores * budget)
+    cliques = _writer_cliques(instance)
+    if cliques:
+        m.subject_to("key_clique", _clique_rows(m, v, cliques, t) <= budget)
+
+
+def _interpret_continuous(instance: BlockInstance, result: Result, method: str) -> Schedule | None:
+    if result.x is None:
+        return None
+    v = column_values(result, "v") > 0.5
+    x = column_values(result, "x").reshape(instance.n, instance.cores)
+    start = column_values(result, "start")
+    core = np.where(v, x.argmax(axis=1), -1)
+    chosen = np.flatnonzero(v)
+    sequence = chosen[np.lexsort((chosen, start[chosen]))]
+    return left_shift(instance, core, sequence, free_order=True, method=method)
+
+
+# ---------------------------------------------------------------------- MILP-H
+
+
+def build_rounds(
+    instance: BlockInstance, *, strengthened: bool, lower: float | None = None
+) -> Model:
+    """MILP-H of problem (ii) for unit times over R = budget rounds."""
+    p, rounds = instance.cores, instance.rounds
+    graph = instance.graph
+    m = Model("block-build-rounds" + ("" if strengthened else "-plain"))
+    tx = m.index("tx", list(instance.ids))
+    rnd = m.index("round", range(1, rounds + 1))
+    x = m.binary("x", tx, rnd)
+    m.subject_to("at_most_once", x.sum("round") <= 1)
+    m.subject_to("capacity", x.sum("tx") <= p)
+
+    src, dst = graph.src, graph.dst
+    if strengthened:
+        # Writer cliques replace the edges they cover: sum_{i in K} x_ir <= 1 per round.
+        cliques = _writer_cliques(instance)
+        covered = np.zeros(graph.num_edges, dtype=bool)
+        for members in cliques:
+            inside = np.isin(src, members) & np.isin(dst, members)
+            covered |= inside
+        src, dst = src[~covered], dst[~covered]
+        if cliques:
+            members = np.concatenate(cliques)
+            owner = np.repeat(np.arange(len(cliques)), [c.size for c in cliques])
+            entries = (members[:, None] * rounds + np.arange(rounds)[None, :]).ravel()
+            groups = (owner[:, None] * rounds + np.arange(rounds)[None, :]).ravel()
+            picked = pick(x, entries, m.index("clique_entry", range(entries.size)))
+            clique_round = m.index("clique_round", range(len(cliques) * rounds))
+            m.subject_to("key_clique", group_sum(picked, groups, clique_round) <= 1)
+    edge = m.index("edge", range(src.size))
+    r_all = np.arange(rounds)[None, :]
+    xi = pick(x, src[:, None] * rounds + r_all, edge, rnd)
+    xj = pick(x, dst[:, None] * rounds + r_all, edge, rnd)
+    m.subject_to("no_conflict", xi + xj <= 1)
+
+    reward = (x.sum("round") * instance.rewards).sum()
+    if strengthened:
+        step = m.index("round_step", range(rounds - 1))
+        per_round = x.sum("tx")
+        m.subject_to(
+            "symmetry",
+            pick(per_round, np.arange(rounds - 1), step)
+            - pick(per_round, np.arange(1, rounds), step)
+            >= 0,
+        )
+        if lower is not None and lower > 0:
+            m.subject_to("heuristic_floor", reward >= lower)
+    m.maximize(reward)
+    return m
+
+
+def _interpret_rounds(instance: BlockInstance, result: Result, method: str) -> Schedule | None:
+    if result.x is None:
+        return None
+    x = column_values(result, "x").reshape(instance.n, instance.rounds)
+    rounds = np.where(x.max(axis=1) > 0.5, x.argmax(axis=1) + 1, 0)
+    return from_rounds(rounds, method)
+
+
+# ---------------------------------------------------------------------- bounds
+
+
+def build_lp_bound(instance: BlockInstance) -> Model:
+    """The tighter LP bound over v: knapsack, writer cliques and conflict pairs."""
+    assert instance.budget is not None
+    scale = _scale(instance)
+    budget = float(instance.budget) / scale
+    t = instance.times / scale
+    graph = instance.graph
+    m = Model("block-build-bound")
+    tx = m.index("tx", list(instance.ids))
+    fits = (instance.times <= float(instance.budget)).astype(float)
+    v = m.continuous("v", tx, upper=fits)
+    _add_bound_rows(m, instance, v, t, budget)
+    if not instance.unit or budget < 2:
+        edge = m.index("edge", range(graph.num_edges))
+        pair_load = (
+            pick(v, graph.src, edge) * t[graph.src] + pick(v, graph.dst, edge) * t[graph.dst]
+        )
+        m.subject_to("conflict_pair", pair_load <= budget)
+    m.maximize((v * instance.rewards).sum())
+    return m
+
+
+def relax(model: Model) -> CompiledModel:
+    """The compiled model with every integrality dropped: its LP relaxation."""
+    compiled = model.compile()
+    return dataclasses.replace(
+        compiled,
+        name=compiled.name + "-lp",
+        integrality=np.zeros_like(compiled.integrality),
+    )
+
+
+# ---------------------------------------------------------------------- solve
+
+
+def solve_build(
+    instance: BlockInstance,
+    backend: str,
+    options: SolveOptions,
+    *,
+    strengthened: bool = True,
+    formulation: str = "auto",
+) -> tuple[Result, Schedule | None]:
+    """Build, solve and interpret problem (ii); ``formulation`` is auto, continuous or rounds."""
+    if formulation == "auto":
+        formulation = "rounds" if instance.unit else "continuous"
+    if formulation == "rounds" and not instance.unit:
+        raise ValueError("the rounds formulation needs unit times (a homogeneous workload)")
+    method = f"milp-{formulation}" + ("" if strengthened else "-plain")
+    heuristic = heuristics.h2(instance) if strengthened else None
+    lower = heuristic.reward(instance) if heuristic is not None else None
+    builder = build_rounds if formulation == "rounds" else build_continuous
+    model = builder(instance, strengthened=strengthened, lower=lower)
+
+    if heuristic is not None and lower is not None:
+        bound = solve_lp_bound(instance, backend, options).objective
+        if bound is not None and lower >= bound * (1 - 1e-9):
+            reason = "the H2 reward meets the LP bound"
+            return result_without_solve(model, lower, bound, reason), _tag(heuristic, method)
+
+    result = solve(model.compile(), backend, **option_fields(options))
+    if formulation == "rounds":
+        schedule = _interpret_rounds(instance, result, method)
+    else:
+        schedule = _interpret_continuous(instance, result, method)
+    if heuristic is not None and (
+        schedule is None or schedule.reward(instance) < heuristic.reward(instance)
+    ):
+        schedule = _tag(heuristic, method)
+    return result, schedule
+
+
+def solve_lp_relaxation(
+    instance: BlockInstance, backend: str, options: SolveOptions
+) -> tuple[Result, None]:
+    """The plain LP relaxation of the plain MILP; its objective is an upper bound."""
+    builder = build_rounds if instance.unit else build_continuous
+    compiled = relax(builder(instance, strengthened=False))
+    return solve(compiled, backend, **option_fields(options)), None
+
+
+def solve_lp_bound(instance: BlockInstance, backend: str, options: SolveOptions) -> Result:
+    """Solve the tighter LP bound."""
+    return solve(build_lp_bound(instance).compile(), backend, **option_fields(options))
+
+
+def _tag(schedule: Schedule, method: str) -> Schedule:
+    note = "warm start: the heuristic schedule, no better one was found"
+    return Schedule(schedule.core, schedule.start, method, info={"note": note})
