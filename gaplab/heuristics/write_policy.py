@@ -1,10 +1,10 @@
 """Online write policies for the write-policy model, each scored by replay against the optimum.
 
-Baselines of WritePolicyBench (``no_mem``, ``fifo_store_all``, ``uniform_sample``, ``last_kb``,
-``merge_aggressive``, and on the privileged track ``priority_threshold`` and
-``priority_greedy``) plus ``window_exact``, gaplab's own policy: whenever the arriving step
-does not fit, it solves a small knapsack exactly over the window of items in memory plus the
-arriving step and keeps the best set.
+The baselines come from WritePolicyBench: ``no_mem``, ``fifo_store_all``, ``uniform_sample``,
+``last_kb``, ``merge_aggressive``, and on the privileged track ``priority_threshold`` and
+``priority_greedy``. ``window_exact`` is gaplab's own policy. Whenever the arriving step does
+not fit, it solves a small knapsack exactly over the window of items in memory plus the
+arriving step, and keeps the best set.
 
 Every policy sees one step at a time (observation, the track's metadata, the WRITE cost) and a
 read-only view of memory; none sees utilities or critical steps.
@@ -104,8 +104,11 @@ class UniformSample(OnlinePolicy):
 
 
 def _quirky_expiry(memory: MemoryView, needed: int) -> list[Action] | None:
-    """WritePolicyBench's eviction loop: it names the same oldest item on every pass, so at most
-    one item is freed; the store then rejects the action that still does not fit."""
+    """Return the EXPIREs of WritePolicyBench's eviction loop, or None when memory is empty.
+
+    That loop names the same oldest item on every pass, so it frees at most one item. The store
+    then rejects the action that still does not fit.
+    """
     if needed <= memory.remaining_bytes:
         return []
     items = memory.items()
@@ -184,9 +187,10 @@ class PriorityGreedy(OnlinePolicy):
 
 
 class MergeAggressive(OnlinePolicy):
-    """MERGE into the newest stored base with the same api when the delta is legal, expiring the
-    oldest other items to make room; SKIP exact repeats of a stored base; otherwise act like
-    ``last_kb``.
+    """MERGE into the newest stored base with the same api, else act like ``last_kb``.
+
+    A legal MERGE first expires the oldest other items until the delta fits. An exact repeat of
+    the stored base (an empty delta) is skipped.
 
     With ``reference_quirks=True`` it behaves as WritePolicyBench's version: at most the oldest
     item is expired per step (even when it is the MERGE target, which then fails), and repeats
@@ -235,7 +239,7 @@ class MergeAggressive(OnlinePolicy):
 
 
 class UtilityEstimator:
-    """Estimate of a step's hidden utility from what the policy sees.
+    """Estimate of a step's hidden utility from the policy's view of the step.
 
     On the privileged track the estimate is ``6 * priority``. On the unprivileged track it
     uses the stream's rules: drift raises an endpoint's version, so a step whose version is
@@ -269,9 +273,9 @@ class WindowExact(OnlinePolicy):
 
     The arriving step is stored as a delta when a stored base with the same api admits a legal
     MERGE (same utility, fewer bytes), else as a WRITE. If it fits, it is stored. If not, the
-    policy solves, by dynamic programming over the byte deficit, which stored items to expire
-    so that the step fits while losing the least estimated utility; it expires them and stores
-    the step only when that loss is below the step's own estimated utility. A base is expired
+    policy finds, by dynamic programming over the byte deficit, the stored items whose expiry
+    makes room while losing the least estimated utility. It expires them and stores the step
+    only when that loss is below the step's own estimated utility. A base is expired
     together with its deltas, and deltas whose base is gone (worth nothing) go first. Ties in
     utility are broken towards leaving more bytes free (``byte_value`` per byte).
     """
@@ -304,9 +308,10 @@ class WindowExact(OnlinePolicy):
             self.value[view.t] = utility
             return [store]
 
-        # Each expiry option is charged its utility minus byte_value per byte it frees, so among
-        # sets that lose the same utility the one leaving more free bytes wins; byte_value is
-        # far below the smallest utility step (0.5), so it only breaks ties.
+        # Each expiry option costs its utility minus byte_value per byte it frees, so among sets
+        # that lose the same utility the one leaving more free bytes wins. With the default 1e-4
+        # and options of a few hundred bytes the adjustment stays below 0.1, under the smallest
+        # utility step of 0.5, so it only breaks ties.
         groups = [
             [(freed, lost - self.byte_value * freed, steps) for freed, lost, steps in options]
             for options in self._groups(items, stored, target)

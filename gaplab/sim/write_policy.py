@@ -1,7 +1,7 @@
 """Online replay of write policies: feed the stream step by step and apply their actions.
 
-A policy sees, at step t, only the observation, the track's view of the metadata and its
-WRITE cost, plus a read-only view of memory. It never sees utilities or critical steps. The
+At step t a policy receives only the observation, the track's view of the metadata, its
+WRITE cost and a read-only view of memory. Utilities and critical steps stay hidden. The
 runner applies every emitted action through :class:`MemoryStore`, which rejects any action that
 would pass the budget, and records the accepted ones as the Solution.
 """
@@ -22,7 +22,7 @@ logger = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class StepView:
-    """What a policy sees of one step."""
+    """The policy's view of one step."""
 
     t: int
     observation: dict[str, Any]

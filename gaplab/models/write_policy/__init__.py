@@ -1,8 +1,8 @@
 """The ``write-policy`` model: memory write policies under a hard byte budget.
 
-A stream of API observations drifts over time; at each step a policy may SKIP, WRITE the step,
-MERGE it as a delta against a stored base, or EXPIRE stored items, and every action that would
-pass the byte budget is rejected. The exact hindsight optimum (a 0/1 knapsack, or a MILP when
+A stream of API observations drifts over time. At each step a policy may SKIP, WRITE the step,
+MERGE it as a delta against a stored base, or EXPIRE stored items. The store rejects every action
+that would pass the byte budget. The exact hindsight optimum (a 0/1 knapsack, or a MILP when
 MERGE is allowed) measures how much utility each online policy leaves behind.
 
 Flow: :class:`Instance` (generate, load) -> :mod:`build` (MILPs) or :mod:`exact` (DP) ->

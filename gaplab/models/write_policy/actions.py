@@ -101,9 +101,9 @@ class LoggedAction:
 class Solution:
     """What a policy or an exact model did on one episode.
 
-    ``actions`` holds every accepted action in order, so replaying it from an empty memory
-    rebuilds the final memory; SKIPs are not logged. Counters cover what the policy emitted,
-    accepted or not.
+    ``actions`` contains every accepted action in order, so replaying it from an empty memory
+    rebuilds the final memory. SKIPs are not logged. The counters cover every action the policy
+    emitted, accepted or not.
     """
 
     method: str

@@ -43,7 +43,7 @@ def build_write_only(instance: Instance) -> Model:
 
 
 def build_merge_aware(instance: Instance) -> Model:
-    """Declare the MERGE-aware MILP; the pair set holds every legal (t, p) of the episode."""
+    """Declare the MERGE-aware MILP over the steps and every legal pair (t, p) of the episode."""
     m = Model("write-policy-merge")
     step = m.index("step", range(instance.num_steps))
     x = m.binary("write", step)

@@ -40,7 +40,7 @@ def grid_rows(
 ) -> list[dict[str, Any]]:
     """Run every policy and both optima on every episode and budget; one row per pair.
 
-    Each row holds the metrics of :func:`~gaplab.models.write_policy.metrics.metrics` plus
+    Each row contains the metrics of :func:`~gaplab.models.write_policy.metrics.metrics` plus
     ``mode``, ``episode``, ``track``, ``budget_kib``, ``optimum_merge`` (the MERGE-aware MILP,
     ``None`` without a proven optimum), ``f1_optimum``, the validator's verdict and seconds.
     Exact rows (``method`` ``exact:write-only`` and ``exact:merge``) carry the solve time.

@@ -21,7 +21,7 @@ TRACKS = ("unprivileged", "privileged")
 """Policy tracks: the unprivileged view shows the mode only, the privileged one adds priority."""
 
 VISIBLE_METADATA = {"unprivileged": ("mode",), "privileged": ("mode", "priority")}
-"""Metadata keys a policy sees on each track; byte costs are computed on this view."""
+"""Metadata keys visible to a policy on each track. Byte costs are computed on this view."""
 
 
 def canonical_json(value: Any) -> str:
@@ -30,7 +30,7 @@ def canonical_json(value: Any) -> str:
 
 
 def policy_metadata(metadata: Mapping[str, Any], track: str) -> dict[str, Any]:
-    """Return the part of a step's metadata that a policy on ``track`` sees."""
+    """Return the part of a step's metadata that is visible to a policy on ``track``."""
     if track not in VISIBLE_METADATA:
         raise ValueError(f"unknown track {track!r}; expected one of {', '.join(TRACKS)}")
     return {key: metadata[key] for key in VISIBLE_METADATA[track] if key in metadata}

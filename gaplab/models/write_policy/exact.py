@@ -2,9 +2,9 @@
 the closed-form F1-optimal set.
 
 Only the final memory is scored, so any final set is reachable by writing exactly that set at
-its own steps and never expiring; memory then only grows and the budget holds throughout. The
-hindsight optimum is therefore the 0/1 knapsack ``max sum u_t x_t`` subject to
-``sum c_t x_t <= B``.
+its own steps and never expiring. Memory then only grows, so the budget is met at every step
+whenever the final set fits. The hindsight optimum is therefore the 0/1 knapsack
+``max sum u_t x_t`` subject to ``sum c_t x_t <= B``.
 """
 
 from __future__ import annotations

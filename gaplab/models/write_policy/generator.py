@@ -4,9 +4,11 @@ The random draws follow the order of the WritePolicyBench generator (Python's ``
 seeded with ``seed + episode_id``), so its published seed-0 episodes are reproduced exactly:
 
 1. one ``randint(2, max_params)`` per endpoint for its initial parameter count;
-2. per step: in the redundancy modes (from the second step on) one ``random()`` that decides
-   whether to repeat the previous endpoint, else ``randrange(api_pool)``; one ``random()`` for
-   drift; on drift one ``random()`` for dropping or adding a parameter and one for deprecation.
+2. per step, the endpoint: in the redundancy modes (from the second step on) one ``random()``
+   decides whether to repeat the previous endpoint, and otherwise ``randrange(api_pool)`` picks
+   one;
+3. per step, one ``random()`` for drift, and on drift one ``random()`` for dropping or adding a
+   parameter and one for deprecation.
 """
 
 from __future__ import annotations
@@ -76,8 +78,8 @@ def step_utility(drift: bool, burst: bool, redundant: bool, t: int) -> float:
     A drift step is worth 5, or 6 inside a burst window of a bursty mode. Any other step is
     worth 1, except in the redundancy modes, where every non-drift step after the first is worth
     0.5. WritePolicyBench meant 0.5 for repeats only, but its repeat test compares a value with
-    itself, so it applies to every such step; this generator keeps that rule to match its
-    episodes.
+    itself, so the 0.5 applies to every such step. This generator keeps that rule so that it
+    reproduces the benchmark's episodes.
     """
     if drift:
         return 6.0 if burst else 5.0

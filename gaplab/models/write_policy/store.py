@@ -1,9 +1,9 @@
 """The memory store: applies actions under the hard byte budget, with no partial writes.
 
 Every check of an action runs before the store changes, so a rejected action leaves memory
-exactly as it was. Rule violations that a correct online policy may run into (the budget, the
-age rule of EXPIRE, the MERGE rules) are rejections with a reason; an action that names a step
-outside the episode or a target that is not in memory raises :class:`UnknownItemError`.
+exactly as it was. A correct online policy may break the budget, the age rule of EXPIRE or the
+MERGE rules, and such actions are rejected with a reason. An action that names a step outside
+the episode, or a target that is not in memory, raises :class:`UnknownItemError`.
 """
 
 from __future__ import annotations

@@ -20,10 +20,15 @@ def _text_bytes(value: Any) -> int:
 def validate(instance: Instance, solution: Solution) -> list[str]:
     """Replay ``solution.actions`` from an empty memory and list every broken rule.
 
-    Checks, for each action in order: the step it was emitted at exists and never decreases;
-    WRITE and MERGE store the current step once; a MERGE target is a stored WRITE item with the
-    same api and the delta is non-empty; an EXPIRE target is stored and older than the current
-    step; memory use never passes ``budget_bytes``. Returns an empty list when all hold.
+    For each action in order it checks that:
+
+    - the step it was emitted at exists and never decreases;
+    - a WRITE or MERGE stores the current step, once;
+    - a MERGE target is a stored WRITE item with the same api, and the delta is non-empty;
+    - an EXPIRE target is stored and older than the current step;
+    - memory use stays at or below ``budget_bytes``.
+
+    Returns an empty list when every check passes.
     """
     if not isinstance(solution, Solution):
         return [f"expected a write-policy Solution, got {type(solution).__name__}"]
