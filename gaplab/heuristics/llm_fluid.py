@@ -34,7 +34,7 @@ from gaplab.models.llm_fluid.solve import solve_fluid
 from gaplab.sim.llm_fluid import SimResult, simulate
 from gaplab.sim.llm_fluid_policies import POLICY_NAMES, Policy
 
-DEFAULT_HORIZON = 300.0
+DEFAULT_HORIZON = 200.0
 """Simulated seconds of one heuristic run (a third is warm-up)."""
 
 
@@ -81,6 +81,11 @@ def _targets(plan: FluidPlan) -> dict[str, object]:
         "queue_target": tuple(float(v) for v in plan.q_p),
         "prefill_share": plan.prefilling,
     }
+
+
+def plan_start(plan: FluidPlan) -> dict[str, np.ndarray]:
+    """Return the plan's steady state as a simulator starting point (per GPU and class)."""
+    return {"x": plan.x, "y": plan.y_m + plan.y_s, "q_p": plan.q_p}
 
 
 def solo_share(instance: Instance, plan: FluidPlan) -> tuple[float, ...]:
@@ -137,11 +142,14 @@ def run_policy(
     """Simulate the policy ``name`` on ``instance`` and return its outcome.
 
     Prioritize-and-route is scored under separate pricing, every other policy under bundled
-    pricing.
+    pricing. Runs start from the LP plan's state (see :func:`plan_start`).
     """
     policy, plan = make_policy(name, instance, plan)
     pricing = "separate" if name == "PR-SP" else "bundled"
-    sim = simulate(instance, policy, gpus=gpus, horizon=horizon, seed=seed, pricing=pricing)
+    sim = simulate(
+        instance, policy, gpus=gpus, horizon=horizon, seed=seed, pricing=pricing,
+        start=plan_start(plan),
+    )
     return PolicyOutcome(policy, plan, sim)
 
 

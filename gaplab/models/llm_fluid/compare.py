@@ -14,10 +14,11 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from gaplab.heuristics.llm_fluid import POLICY_NAMES, make_policy
+from gaplab.heuristics.llm_fluid import POLICY_NAMES, make_policy, plan_start
 from gaplab.models.llm_fluid.importers import classes_from_trace, instance_from_profile
 from gaplab.models.llm_fluid.instance import Instance, generate, load, paper_instance
 from gaplab.models.llm_fluid.solution import FluidPlan
+from gaplab.models.llm_fluid.build import tpot_ratio
 from gaplab.models.llm_fluid.solve import solve_fluid, sweep
 from gaplab.models.registry import SuiteInstance
 from gaplab.sim.llm_fluid import simulate
@@ -30,16 +31,33 @@ PROFILE = "llm_serving/vidur_h100_Llama-2-7b-hf_mlp.csv"
 
 GPU_COUNTS = (5, 20, 50, 200, 500)
 QUICK_GPU_COUNTS = (5, 20, 50)
-HORIZON = 150.0
-"""Simulated seconds per run in the extras (a third is warm-up); about 3 events per GPU-second
-on the two-class instance."""
+HORIZON = 100.0
+"""Simulated seconds per run in the extras (a third is warm-up)."""
 QUICK_HORIZON = 60.0
+EVENT_BUDGET = 2_000_000
+"""Estimated simulator events allowed for the policy table of one instance; the largest GPU
+counts are dropped until the estimate fits (about 10 s at 200,000 events per second)."""
+QUICK_EVENT_BUDGET = 300_000
 
-SWEEPS = {
-    "prefill_fairness": (0.2, 0.15, 0.1, 0.05, 0.0),
-    "decode_fairness": (8.0, 6.0, 4.0, 2.0, 0.0),
-    "tpot": (0.025, 0.024, 0.0235, 0.023, 0.0225, 0.0221),
-}
+SWEEP_STEPS = (1.0, 0.75, 0.5, 0.25, 0.1, 0.0)
+"""Fractions of the way from the unconstrained plan's value to the tightest bound."""
+
+
+def sweep_bounds(instance: Instance, plan: FluidPlan) -> dict[str, tuple[float, ...]]:
+    """Return bounds for each service level, from slack at the unconstrained optimum to tight.
+
+    Prefill fairness runs from the plan's largest gap in x down to 0, decode fairness from
+    half the solo slots ``B (1 - sum x) / 2`` down to 0, and the time per output token from the
+    plan's value down towards ``1 / gamma``, which no prefill at all would reach.
+    """
+    steps = np.array(SWEEP_STEPS)
+    floor = 1.0 / instance.gamma
+    bounds = {
+        "prefill_fairness": steps * float(plan.x.max() - plan.x.min()),
+        "decode_fairness": steps * instance.batch_size * (1 - plan.prefilling) / 2,
+        "tpot": floor + (tpot_ratio(instance, plan.prefilling) - floor) * np.maximum(steps, 0.01),
+    }
+    return {name: tuple(float(v) for v in values) for name, values in bounds.items()}
 
 
 def suite(quick: bool, data_dir: Path | None) -> list[SuiteInstance]:
@@ -48,7 +66,7 @@ def suite(quick: bool, data_dir: Path | None) -> list[SuiteInstance]:
     fitted to the vidur H100 profile."""
     shipped = load(SHIPPED) if SHIPPED.is_file() else paper_instance()
     instances = [SuiteInstance("two-class", shipped, "shipped")]
-    if not quick:
+    if not quick and data_dir is None:
         instances.append(SuiteInstance("generated-small-0", generate(seed=0, size="small"), "generated"))
     if data_dir is not None:
         trace = Path(data_dir) / TRACE
@@ -86,7 +104,10 @@ def policy_table(
         plan = plans[pricing] if name != "SLI-GG" or not instance.service_levels.active else None
         policy, plan = make_policy(name, instance, plan)
         for n in gpus:
-            sim = simulate(instance, policy, gpus=n, horizon=horizon, seed=seed, pricing=pricing)
+            sim = simulate(
+                instance, policy, gpus=n, horizon=horizon, seed=seed, pricing=pricing,
+                start=plan_start(plan),
+            )
             bound = plans[pricing].objective
             rows.append(
                 {
@@ -106,10 +127,34 @@ def policy_table(
     return pd.DataFrame(rows)
 
 
+def estimated_events(instance: Instance, gpus: tuple[int, ...], horizon: float) -> float:
+    """Estimate the events of one policy table: each request arrives, finishes its prefill and
+    finishes or abandons its decode, so about three events per request."""
+    per_gpu_second = 3.0 * float(instance.lam.sum())
+    return len(POLICY_NAMES) * horizon * per_gpu_second * sum(gpus)
+
+
+def affordable_gpu_counts(
+    instance: Instance, gpus: tuple[int, ...], horizon: float, budget: float
+) -> tuple[int, ...]:
+    """Drop the largest GPU counts until the estimated events fit within ``budget``."""
+    counts = tuple(sorted(gpus))
+    while len(counts) > 1 and estimated_events(instance, counts, horizon) > budget:
+        counts = counts[:-1]
+    if counts != tuple(sorted(gpus)):
+        logger.info("llm-fluid extras on %s: GPU counts cut to %s to fit the time budget", instance.name, counts)
+    return counts
+
+
 def extras(instance: Instance, out_dir: Path | None, quick: bool) -> list[dict[str, Any]]:
     """Return simulated policy rows and service-level sweep rows; write plots to ``out_dir``."""
-    gpus = QUICK_GPU_COUNTS if quick else GPU_COUNTS
     horizon = QUICK_HORIZON if quick else HORIZON
+    gpus = affordable_gpu_counts(
+        instance,
+        QUICK_GPU_COUNTS if quick else GPU_COUNTS,
+        horizon,
+        QUICK_EVENT_BUDGET if quick else EVENT_BUDGET,
+    )
     table = policy_table(instance, gpus, horizon)
     rows: list[dict[str, Any]] = [
         {
@@ -123,7 +168,9 @@ def extras(instance: Instance, out_dir: Path | None, quick: bool) -> list[dict[s
         }
         for row in table.itertuples()
     ]
-    sweeps = {field: sweep(instance, field, bounds) for field, bounds in SWEEPS.items()}
+    _, plan = solve_fluid(instance, "bundled")
+    bounds = sweep_bounds(instance, plan) if plan is not None else {}
+    sweeps = {field: sweep(instance, field, values) for field, values in bounds.items()}
     for field, frame in sweeps.items():
         for row in frame.itertuples():
             rows.append(
@@ -173,7 +220,7 @@ def write_plots(
     if plan is not None:
         policy, _ = make_policy("GG-SP", instance, plan)
         n = int(table["gpus"].max())
-        sim = simulate(instance, policy, gpus=n, horizon=horizon, seed=1)
+        sim = simulate(instance, policy, gpus=n, horizon=horizon, seed=1, start=plan_start(plan))
         fig, axes = plt.subplots(1, 2, figsize=(9, 3.5))
         for i, label in enumerate(instance.classes):
             axes[0].plot(sim.times, sim.series["x"][:, i], label=f"X/n {label}")
