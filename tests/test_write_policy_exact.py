@@ -16,7 +16,7 @@ from gaplab.models.write_policy.build import (
     solve_merge_milp,
     solve_write_only_milp,
 )
-from gaplab.models.write_policy.exact import f1_optimum, knapsack_dp
+from gaplab.models.write_policy.exact import f1_optimum, knapsack_dp, reference_oracle_value
 from gaplab.models.write_policy.generator import MODES, StreamConfig
 from gaplab.models.write_policy.metrics import evaluate, f1_score
 from gaplab.models.write_policy.validate import validate
@@ -124,6 +124,27 @@ def test_f1_optimum_beats_utility_optimum() -> None:
 
     retained = replay(inst, solution).retained
     assert f1_optimum(inst).f1 >= f1_score(inst, retained)
+
+
+def test_reference_oracle_flags_greedy_gap() -> None:
+    # WritePolicyBench's evaluator reports 135.6 at 4 KiB in burst_drift, where its greedy
+    # fallback misses the exact 135.9.
+    oracle: list[float] = []
+    exact: list[float] = []
+    for e in range(10):
+        inst = Instance.generate(0, mode="burst_drift", episode_id=e, budget_kib=4)
+        oracle.append(reference_oracle_value(inst.costs, inst.values, inst.budget_bytes))
+        exact.append(_objective(solve_knapsack_dp(inst)[0]))
+    assert np.mean(oracle) == pytest.approx(135.6, abs=1e-9)
+    assert np.mean(exact) == pytest.approx(135.9, abs=1e-9)
+    assert all(o <= x + 1e-9 for o, x in zip(oracle, exact, strict=True))
+
+
+def test_reference_oracle_exact_for_small_budget() -> None:
+    inst = Instance.generate(0, mode="default", budget_kib=1)
+    assert reference_oracle_value(inst.costs, inst.values, 1024) == _objective(
+        solve_knapsack_dp(inst)[0]
+    )
 
 
 def test_dp_rejects_too_large_table() -> None:

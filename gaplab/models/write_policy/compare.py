@@ -10,7 +10,11 @@ from typing import Any
 
 from gaplab.models.write_policy.actions import plan_solution
 from gaplab.models.write_policy.build import solve_merge_milp
-from gaplab.models.write_policy.exact import f1_optimum, write_only_optimum
+from gaplab.models.write_policy.exact import (
+    f1_optimum,
+    reference_oracle_value,
+    write_only_optimum,
+)
 from gaplab.models.write_policy.instance import KIB, Instance, budget_label
 from gaplab.models.write_policy.metrics import metrics
 from gaplab.models.write_policy.validate import validate
@@ -42,7 +46,9 @@ def grid_rows(
 
     Each row contains the metrics of :func:`~gaplab.models.write_policy.metrics.metrics` plus
     ``mode``, ``episode``, ``track``, ``budget_kib``, ``optimum_merge`` (the MERGE-aware MILP,
-    ``None`` without a proven optimum), ``f1_optimum``, the validator's verdict and seconds.
+    ``None`` without a proven optimum), ``f1_optimum``, ``oracle_reference`` (U*(B) as
+    WritePolicyBench's evaluator computes it) with ``oracle_differs`` flagging a mismatch, the
+    validator's verdict and seconds.
     Exact rows (``method`` ``exact:write-only`` and ``exact:merge``) carry the solve time.
     """
     from gaplab.heuristics.write_policy import run
@@ -59,6 +65,7 @@ def grid_rows(
             dp_plan = plan_solution("exact:write-only", list(write_only.steps), [])
             result, merge_solution = solve_merge_milp(inst, "highs", options)
             merge_value = result.objective if result.is_optimal else None
+            oracle = reference_oracle_value(inst.costs, inst.values, inst.budget_bytes)
             common = {
                 "mode": inst.mode,
                 "episode": inst.episode_id,
@@ -69,6 +76,8 @@ def grid_rows(
                 "optimum_write_only": write_only.value,
                 "optimum_merge": merge_value,
                 "f1_optimum": f1_optimum(inst).f1,
+                "oracle_reference": oracle,
+                "oracle_differs": abs(oracle - write_only.value) > 1e-9,
             }
             rows.append(
                 {

@@ -119,3 +119,50 @@ def f1_optimum(instance: Instance) -> F1Optimum:
     steps = tuple(sorted(int(t) for t in critical[order[:count]]))
     used = int(filled[count - 1]) if count else 0
     return F1Optimum(2.0 * count / (count + len(critical)), steps, used)
+
+
+REFERENCE_DP_MAX_BUDGET = 2048
+"""WritePolicyBench's evaluator runs its exact DP only up to this budget in bytes."""
+
+REFERENCE_DP_MAX_CELLS = 25_000_000
+"""The evaluator's exact DP also needs steps times budget bytes at or below this."""
+
+
+def reference_oracle_value(costs: np.ndarray, values: np.ndarray, budget: int) -> float:
+    """Return U*(B) as WritePolicyBench's evaluator computes it, which is not always optimal.
+
+    The evaluator solves the knapsack exactly only for small budgets (see
+    :data:`REFERENCE_DP_MAX_BUDGET`). Above them it sorts the steps by (value per byte, bytes,
+    value) in decreasing order, adds each one that fits, and then makes one pass that swaps a
+    skipped step for the first picked step it can replace with a higher value. Skipped steps
+    are recognised by their (bytes, value) pair, so a step is never swapped in while an equal
+    pair is picked.
+    """
+    costs = np.asarray(costs, dtype=np.int64)
+    values = np.asarray(values, dtype=float)
+    if int(costs.sum()) <= budget:
+        return float(values.sum())
+    if budget <= REFERENCE_DP_MAX_BUDGET and len(costs) * budget <= REFERENCE_DP_MAX_CELLS:
+        return knapsack_dp(costs, values, budget).value
+
+    ranked = sorted(
+        ((v / w if w > 0 else 0.0, int(w), float(v)) for w, v in zip(costs, values, strict=True)),
+        reverse=True,
+    )
+    used = 0
+    total = 0.0
+    picked: list[tuple[int, float]] = []
+    for _, w, v in ranked:
+        if used + w <= budget:
+            used += w
+            total += v
+            picked.append((w, v))
+    skipped = [(w, v) for _, w, v in ranked if (w, v) not in picked]
+    for w_new, v_new in skipped:
+        for i, (w_old, v_old) in enumerate(picked):
+            if used - w_old + w_new <= budget and v_new > v_old:
+                used += w_new - w_old
+                total += v_new - v_old
+                picked[i] = (w_new, v_new)
+                break
+    return total
