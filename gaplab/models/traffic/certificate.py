@@ -144,7 +144,7 @@ def certify(
         route = np.where(links, access_marginal(instance, x) + p[None, :], np.inf)
         cheapest = route.min(axis=1)
         residuals["kkt_complementarity"] = float(
-            np.max(np.where(links, np.clip(x, 0.0, None) * (route - cheapest[:, None]), 0.0))
+            np.max(np.clip(x, 0.0, None) * np.where(links, route - cheapest[:, None], 0.0))
         )
         used = links & (x > USED_ROUTE)
         weight = np.where(used, x, 0.0)

@@ -7,7 +7,8 @@ conditions are a square nonlinear system
 
 whose Jacobian is ``[[D + B' E B, -S'], [S, 0]]`` with ``D`` and ``E`` the second derivatives of
 the access and node terms, ``B`` the route-to-node and ``S`` the route-to-source incidence.
-A few Newton steps bring the residual to round-off. The polish is accepted only when the
+A few Newton steps bring the residual to round-off. The Hessian is a diagonal plus one diagonal block per node, so the Newton system reduces to a
+dense system in the N multipliers (see :func:`_solve_kkt`). The polish is accepted only when the
 result stays inside the domain and no unused route becomes cheaper than its source's alpha.
 """
 
@@ -17,7 +18,6 @@ import logging
 
 import numpy as np
 import scipy.sparse as sp
-import scipy.sparse.linalg as spla
 
 from gaplab.models.traffic.delay import access_marginal, node_marginal, objective
 from gaplab.models.traffic.instance import Instance
@@ -28,12 +28,13 @@ USED_ROUTE = 1e-7
 """Flow above which a route counts as used."""
 
 
-def polish(instance: Instance, flows: np.ndarray, steps: int = 8, rounds: int = 4) -> np.ndarray:
+def polish(instance: Instance, flows: np.ndarray, steps: int = 8, rounds: int = 20) -> np.ndarray:
     """Return ``flows`` refined by Newton steps on the KKT system of its used routes.
 
     A route counts as used when it carries more than ``USED_ROUTE`` times its source's rate or
     its marginal cost is within ``1e-6`` (relative) of its source's cheapest route. A route whose
-    Newton flow turns negative is dropped and the system solved again, up to ``rounds`` times.
+    Newton flow turns negative is dropped, an unused route cheaper than its source's ``alpha``
+    is added, and the system solved again, up to ``rounds`` times.
     Returns the input unchanged when no round ends inside the domain with every unused route at
     least as expensive as its source's equalized cost, or when the polish would raise ``F``.
     """
@@ -56,9 +57,10 @@ def polish(instance: Instance, flows: np.ndarray, steps: int = 8, rounds: int = 
         cost = access_marginal(instance, x) + prices[None, :]
         unused = instance.links & ~used
         scale = np.maximum(1.0, np.abs(alpha))[:, None]
-        if np.any((cost < alpha[:, None] - 1e-9 * scale) & unused):
-            logger.debug("polish found an unused route below alpha; keeping the solver's point")
-            return x0
+        cheaper = (cost < alpha[:, None] - 1e-9 * scale) & unused
+        if cheaper.any():
+            used |= cheaper
+            continue
         # Compare with the input rescaled to conserve, since solver round-off in conservation
         # can lower F below the optimum.
         conserving = x0 * (instance.rates / x0.sum(axis=1))[:, None]
@@ -105,17 +107,45 @@ def _newton(
             break
         d_access = 2.0 * mu / (mu - y) ** 3
         d_node = 2.0 * mu_node / (mu_node - loads) ** 3
-        H = sp.diags(d_access) + B.T @ sp.diags(d_node) @ B
-        J = sp.bmat([[H, -S.T], [S, None]], format="csc")
-        try:
-            delta = spla.spsolve(J, -residual)
-        except (RuntimeError, ValueError) as error:
-            logger.debug("polish failed to solve its Newton system: %s", error)
-            return None, alpha
-        if not np.all(np.isfinite(delta)):
+        delta = _solve_kkt(d_access, d_node, S, B, residual[:k], residual[k:])
+        if delta is None:
             return None, alpha
         y = y + delta[:k]
         alpha = alpha + delta[k:]
     x = np.zeros_like(x0)
     x[rows, cols] = y
     return x, alpha
+
+
+def _solve_kkt(
+    d_access: np.ndarray,
+    d_node: np.ndarray,
+    S: sp.csr_matrix,
+    B: sp.csr_matrix,
+    r_route: np.ndarray,
+    r_source: np.ndarray,
+) -> np.ndarray | None:
+    """Solve ``[[D + B' E B, -S'], [S, 0]] [dy; da] = -[r_route; r_source]``.
+
+    Each route belongs to one node, so ``K = E^-1 + B D^-1 B'`` is diagonal and the Woodbury
+    identity gives ``H^-1 v = D^-1 v - D^-1 B' K^-1 B D^-1 v``. The multipliers then solve the
+    dense N x N system ``S H^-1 S' da = -r_source + S H^-1 r_route``.
+    """
+    d_inv = 1.0 / d_access
+    k_diag = 1.0 / d_node + np.asarray(B @ d_inv).ravel()
+
+    def h_inv(v: np.ndarray) -> np.ndarray:
+        w = d_inv * v
+        return w - d_inv * np.asarray(B.T @ (np.asarray(B @ w).ravel() / k_diag)).ravel()
+
+    coupling = (S @ sp.diags(d_inv) @ B.T).toarray()
+    schur = np.diag(np.asarray(S @ d_inv).ravel()) - coupling @ (coupling.T / k_diag[:, None])
+    rhs = -r_source + np.asarray(S @ h_inv(r_route)).ravel()
+    try:
+        d_alpha = np.linalg.solve(schur, rhs)
+    except np.linalg.LinAlgError as error:
+        logger.debug("polish failed to solve its Newton system: %s", error)
+        return None
+    d_y = h_inv(-r_route + np.asarray(S.T @ d_alpha).ravel())
+    delta = np.concatenate([d_y, d_alpha])
+    return delta if np.all(np.isfinite(delta)) else None
