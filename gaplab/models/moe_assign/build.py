@@ -8,6 +8,7 @@ With ``x_e = 1`` running expert ``e`` on the GPU::
          sum_e x_e (1 - c_e) <= B               only with a staging-slot limit
          x_e in {0, 1}
 
+Times are in milliseconds, so ``z`` equals :func:`~gaplab.models.moe_assign.validate.evaluate`.
 This is two-machine unrelated makespan (R2||Cmax), NP-hard, but small per layer.
 """
 
@@ -20,7 +21,7 @@ import numpy as np
 
 from gaplab.modeling import Model
 from gaplab.models.moe_assign.instance import Instance
-from gaplab.models.moe_assign.validate import Assignment, layer_time
+from gaplab.models.moe_assign.validate import MS_PER_S, Assignment, layer_time
 from gaplab.solvers import Result, SolveOptions, solve
 
 logger = logging.getLogger(__name__)
@@ -35,9 +36,9 @@ def build(instance: Instance, *, relax: bool = False) -> Model:
     expert = m.index("expert", instance.experts.tolist())
     x = m.continuous("x", expert, upper=1.0) if relax else m.binary("x", expert)
     z = m.continuous("z")
-    g = np.asarray(instance.gpu_cost)
-    p = np.asarray(instance.cpu_cost)
-    m.subject_to("gpu_time", (x * g).sum() + float(instance.gpu_base_s) <= z)
+    g = np.asarray(instance.gpu_cost) * MS_PER_S
+    p = np.asarray(instance.cpu_cost) * MS_PER_S
+    m.subject_to("gpu_time", (x * g).sum() + float(instance.gpu_base_s) * MS_PER_S <= z)
     m.subject_to("cpu_time", float(p.sum()) - (x * p).sum() <= z)
     if instance.slot_limit is not None:
         m.subject_to(
@@ -81,9 +82,10 @@ def solve_lp_round(
 ) -> tuple[Result, Assignment | None]:
     """Solve the LP relaxation and round its fractional decisions to the best 0-1 point.
 
-    The Result's objective and bound are the LP value ``z_LP``, a lower bound on the optimum.
-    Rounding tries both values of every fractional decision (a basic LP solution of this
-    program has at most three) and keeps the best one within the slot limit.
+    The Result's bound is the LP value ``z_LP`` (milliseconds), a lower bound on the
+    optimum, and its objective the layer time of the rounded point. Rounding tries both
+    values of every fractional decision (a basic LP solution of this program has at most
+    three) and keeps the best one within the slot limit.
     """
     options = options or SolveOptions()
     compiled = build(instance, relax=True).compile()
@@ -93,7 +95,10 @@ def solve_lp_round(
     if values is None:
         return result, None
     x = np.asarray(values, dtype=float)
-    return result, Assignment.of(instance, round_fractional(instance, x), "lp-round")
+    rounded = round_fractional(instance, x)
+    result.bound = result.objective
+    result.objective = layer_time(instance, rounded) * MS_PER_S
+    return result, Assignment.of(instance, rounded, "lp-round")
 
 
 def round_fractional(instance: Instance, x: np.ndarray) -> np.ndarray:
@@ -127,9 +132,8 @@ def round_fractional(instance: Instance, x: np.ndarray) -> np.ndarray:
 EXACT_REL_GAP = 1e-9
 """Relative MIP gap used when the caller sets none, so that "exact" means exact."""
 
-EXACT_ABS_GAP = 1e-12
-"""Absolute MIP gap in seconds handed to HiGHS by default; layer times are milliseconds, far
-below HiGHS' own default absolute gap of 1e-6."""
+EXACT_ABS_GAP = 1e-9
+"""Absolute MIP gap in milliseconds handed to HiGHS by default, tighter than HiGHS' 1e-6."""
 
 
 def _option_fields(options: SolveOptions) -> dict[str, object]:

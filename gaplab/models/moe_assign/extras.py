@@ -82,7 +82,7 @@ def instance_rows(instance: Instance, quick: bool) -> list[dict[str, Any]]:
         "phase": instance.phase,
         "batch": instance.tokens if instance.phase == "decode" else instance.meta.get("batch"),
         "experts_active": instance.n,
-        "lp_bound": lp_bound(instance),
+        "lp_bound_ms": lp_bound(instance) * 1e3,
         "greedy_us": decision_microseconds(instance, 50 if quick else 200),
         "milp_ms": milp_seconds * 1e3,
     }
