@@ -277,3 +277,61 @@ def test_malformed_episode_fields(episode: Instance, change, message: str) -> No
 def test_episode_must_be_object() -> None:
     with pytest.raises(EpisodeFormatError, match="must be a JSON object"):
         Instance.from_json([1, 2])
+
+
+def _as_writepolicybench(inst: Instance) -> dict:
+    return {
+        "labels": {
+            "mode": inst.mode,
+            "episode_id": inst.episode_id,
+            "critical_steps": list(inst.critical_steps),
+            "utility_by_step": {str(t): u for t, u in enumerate(inst.utility)},
+        },
+        "steps": [
+            {"t": s.t, "observation": s.observation, "metadata": s.metadata} for s in inst.steps
+        ],
+    }
+
+
+def test_writepolicybench_jsonl_import(tmp_path: Path) -> None:
+    from gaplab.models.write_policy import read_writepolicybench
+
+    originals = [Instance.generate(0, mode="burst_drift", episode_id=e) for e in range(2)]
+    path = tmp_path / "episodes.jsonl"
+    lines = [json.dumps(_as_writepolicybench(inst), sort_keys=True) for inst in originals]
+    path.write_text("\n".join(lines) + "\n\n", encoding="utf-8")
+    loaded = read_writepolicybench(path, budget_bytes=4096)
+    assert len(loaded) == 2
+    for got, want in zip(loaded, originals, strict=True):
+        assert got.steps == want.steps
+        assert got.utility == want.utility
+        assert got.critical_steps == want.critical_steps
+        assert (got.costs == want.costs).all()
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("{not json\n", "line 1: not valid JSON"),
+        ('{"steps": []}\n', "line 1: an episode needs"),
+        ("\n", "contains no episodes"),
+    ],
+)
+def test_writepolicybench_jsonl_bad_input(tmp_path: Path, text: str, message: str) -> None:
+    from gaplab.models.write_policy import read_writepolicybench
+
+    path = tmp_path / "bad.jsonl"
+    path.write_text(text, encoding="utf-8")
+    with pytest.raises(EpisodeFormatError, match=message):
+        read_writepolicybench(path)
+
+
+def test_writepolicybench_missing_utility(tmp_path: Path) -> None:
+    from gaplab.models.write_policy import read_writepolicybench
+
+    raw = _as_writepolicybench(Instance.generate(0, steps=5))
+    del raw["labels"]["utility_by_step"]["3"]
+    path = tmp_path / "gap.jsonl"
+    path.write_text(json.dumps(raw), encoding="utf-8")
+    with pytest.raises(EpisodeFormatError, match=r"no value for steps \[3\]"):
+        read_writepolicybench(path)

@@ -24,6 +24,7 @@ from gaplab.models.write_policy.build import (
 )
 from gaplab.models.write_policy.compare import extras
 from gaplab.models.write_policy.generator import MODES
+from gaplab.models.write_policy.importer import import_first_episode, read_writepolicybench
 from gaplab.models.write_policy.instance import EpisodeFormatError, Instance
 from gaplab.models.write_policy.metrics import evaluate, metrics
 from gaplab.models.write_policy.store import MemoryStore
@@ -131,6 +132,7 @@ SPEC = register(
         sizes=tuple(SIZES),
         default_exact="merge-milp",
         extras=extras,
+        importers={"jsonl": import_first_episode},
         solution_to_json=_solution_to_json,
     )
 )
@@ -146,6 +148,7 @@ __all__ = [
     "evaluate",
     "generate",
     "metrics",
+    "read_writepolicybench",
     "suite",
     "validate",
 ]
