@@ -213,8 +213,8 @@ def test_validator_flags_wrong_lengths_and_nodes():
 
 
 def test_original_release_rule_places_tasks_in_the_past():
-    # z (cost 3) arrives at 0.5 and takes the fast node's slot; y, re-planned with its own
-    # graph's arrival 0 as release time, then lands on the idle slow node at time 0.
+    # z (cost 3) arrives at 0.5 and takes the fast node's slot. Re-planned with its own graph's
+    # arrival 0 as release time, y then lands on the idle slow node at time 0.
     first = TaskGraph("A", 0.0, ("x", "y"), (2.0, 2.0))
     second = TaskGraph("B", 0.5, ("z",), (3.0,))
     instance = Instance("past", Network.complete([2.0, 1.0], 1.0), (first, second))

@@ -4,8 +4,8 @@ Four base heuristics place a set of tasks into a :class:`~gaplab.models.task_gra
 that may already hold other tasks, always using the earliest idle gap on a node (insertion):
 
 - ``heft``: tasks in decreasing upward rank, each on the node of earliest finish time;
-- ``cpop``: ready tasks by upward plus downward rank; tasks on a graph's critical path go to the
-  fastest node, the others to the node of earliest finish time;
+- ``cpop``: ready tasks by upward plus downward rank. Tasks on a graph's critical path go to
+  the fastest node, the others to the node of earliest finish time;
 - ``minmin`` / ``maxmin``: among ready tasks, place the one whose earliest finish time is the
   smallest (MinMin) or the largest (MaxMin), on its best node.
 
@@ -67,6 +67,10 @@ def place_heft(plan: Plan, tasks: Sequence[int], release: np.ndarray) -> None:
 
     Ties in rank go to the task earlier in topological order, so a parent comes before its
     children even when costs and data are zero.
+
+    NOTE: the K-preemptive HEFT of the saga library (ANRGUSC/saga, ``kpheft.py``) sorts by
+    ``rank_u`` plus the task's index in reverse topological order. That sum is also a valid
+    order but lets the index outweigh small rank differences, so orders can differ from saga's.
     """
     rank = _ranks(plan)
     position = _topological_position(plan)
@@ -225,8 +229,9 @@ def last_k(
         arrival. ``None`` re-plans every graph (full preemption).
     strict_release
         When true (the default), a re-planned task never starts before the current arrival
-        ``a_i``. When false, its release time is its own graph's arrival, as in the original
-        library implementation; the validator then may report tasks placed in the past.
+        ``a_i``. When false, its release time is its own graph's arrival, as in the dynamic
+        schedulers of the saga scheduling library. The validator may then report tasks placed in
+        the past.
 
     Returns
     -------

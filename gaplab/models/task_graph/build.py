@@ -8,15 +8,19 @@ Free tasks ``t`` get a node (``x_tv`` binary, ``sum_v x_tv = 1``) and a start ``
 - Edge from a fixed task ``p`` on node ``u``: ``S_t >= C_p + sum_v x_tv d_pt / b_uv``.
 - Two free tasks that no path orders (``o_tt'`` = 1 when ``t`` goes first), for every node v:
   ``S_t' >= C_t - M (3 - x_tv - x_t'v - o_tt')`` and ``S_t >= C_t' - M (2 - x_tv - x_t'v + o_tt')``.
-  Pairs ordered by a path of their graph need no disjunction, because precedence keeps them apart.
+  Pairs ordered by a path of their graph need no disjunction, because precedence keeps them
+  apart, and neither do pairs whose time windows (below) cannot overlap.
 - A free task and a fixed busy interval ``[S_f, C_f)`` on node ``n_f`` that may meet
   (``C_f > r_t``), with ``y_tf`` = 1 when ``t`` goes first:
   ``C_t <= S_f + M (1 - x_t,n_f) + M (1 - y_tf)`` and ``S_t >= C_f - M (1 - x_t,n_f) - M y_tf``.
-- ``C_max >= C_t`` and ``C_max >= C_f``; the objective is ``min C_max`` (plus an optional small
-  weight on the sum of free finish times, which breaks ties between optimal makespans).
+- ``C_max >= C_t`` and ``C_max >= C_f``. The objective is ``min C_max``, plus an optional small
+  weight on the sum of free finish times that breaks ties between optimal makespans.
 
-``M`` is ``H - min(release, fixed starts)`` with ``H`` an upper bound on the makespan (from a
-feasible schedule), and ``C_max <= H`` keeps every time below ``H`` so that ``M`` is valid.
+Every row has its own ``M``, from time windows: ``H`` is an upper bound on the makespan (from a
+feasible schedule) and ``C_max <= H``. So ``C_t <= lft_t = H - tail_t``, where ``tail_t`` is the
+longest chain of descendants run on the fastest node. ``S_t >= est_t``, the release or the
+earliest end of a parent chain on the fastest node. The ``M`` of a row bounding ``C_a - S_b`` is
+``lft_a - est_b``, and ``C_max >= C_t + tail_t`` is added as a valid cut.
 """
 
 from __future__ import annotations
@@ -117,28 +121,46 @@ def build_window(
     runtime = flat.cost[free][:, None] / speeds[None, :]
     finish = start + (x * runtime).sum("node")
     m.subject_to("one_node", x.sum("node") == 1)
-    m.subject_to("makespan_def", makespan >= finish + _tail(instance, free, speeds))
+    tail = _tail(instance, speeds)
+    m.subject_to("makespan_def", makespan >= finish + tail[free])
     # Valid cuts that tighten the LP relaxation: no node can finish its load before the
     # earliest release of the free tasks.
     m.subject_to("node_load", makespan >= (x * runtime).sum("task") + float(r.min()))
 
-    # Big-M from the horizon and the earliest time any constrained interval can begin.
-    earliest = float(r.min())
-    relevant = fixed[plan.finish[fixed] > earliest]
-    if len(relevant):
-        earliest = min(earliest, float(plan.start[relevant].min()))
-    big_m = horizon - earliest
+    # Time windows: no free task starts before est_t or finishes after lft_t = H - tail_t. They
+    # drop pairs that cannot overlap and give every disjunction its own, smaller big-M.
+    est = _earliest_start(plan, free_set, np.asarray(release, dtype=float), speeds)
+    lft = horizon - tail
+    relevant = fixed[plan.finish[fixed] > float(r.min())]
 
     _precedence(m, plan, free_set, x, start, finish, inv, num_nodes)
-    _disjunctions(m, instance, free, x, start, finish, big_m)
-    _fixed_intervals(m, plan, free, r, relevant, x, start, finish, big_m)
+    _disjunctions(m, instance, free, x, start, finish, est, lft)
+    _fixed_intervals(m, plan, free, relevant, x, start, finish, est, lft)
 
     objective = makespan + finish.sum() * finish_weight if finish_weight > 0 else makespan
     m.minimize(objective)
     return WindowModel(m, free, x, start, makespan)
 
 
-def _tail(instance: Instance, free: list[int], speeds: np.ndarray) -> np.ndarray:
+def _earliest_start(
+    plan: Plan, free: set[int], release: np.ndarray, speeds: np.ndarray
+) -> np.ndarray:
+    """``est_t``: release, or the earliest finish of a parent chain on the fastest node."""
+    from gaplab.models.task_graph.planning import topological_order
+
+    flat = plan.instance.flat
+    fastest = float(speeds.max())
+    est = release.copy()
+    for t in topological_order(plan.instance):
+        if t not in free:
+            continue
+        for p, _ in flat.preds[t]:
+            ready = plan.finish[p] if p not in free else est[p] + flat.cost[p] / fastest
+            est[t] = max(est[t], ready)
+    return est
+
+
+def _tail(instance: Instance, speeds: np.ndarray) -> np.ndarray:
     """Shortest possible time from ``C_t`` to the end: the longest chain of descendants, each on
     the fastest node, with no transfer time. ``C_max >= C_t + tail_t`` is a valid cut."""
     from gaplab.models.task_graph.planning import topological_order
@@ -148,7 +170,7 @@ def _tail(instance: Instance, free: list[int], speeds: np.ndarray) -> np.ndarray
     tail = np.zeros(flat.size)
     for t in reversed(topological_order(instance)):
         tail[t] = max((flat.cost[c] / fastest + tail[c] for c, _ in flat.succs[t]), default=0.0)
-    return tail[free]
+    return tail
 
 
 def _precedence(
@@ -204,37 +226,50 @@ def _disjunctions(
     x: Variable,
     start: Variable,
     finish: object,
-    big_m: float,
+    est: np.ndarray,
+    lft: np.ndarray,
 ) -> None:
-    pairs = unordered_pairs(instance, free)
-    if not pairs:
+    candidates = np.array(unordered_pairs(instance, free), dtype=np.int64).reshape(-1, 2)
+    # m12 bounds C_first - S_second and m21 bounds C_second - S_first. When either is <= 0
+    # the two tasks can never overlap, so the pair needs no disjunction.
+    m12 = lft[candidates[:, 0]] - est[candidates[:, 1]]
+    m21 = lft[candidates[:, 1]] - est[candidates[:, 0]]
+    keep = (m12 > 0) & (m21 > 0)
+    if not keep.any():
         return
+    candidates, m12, m21 = candidates[keep], m12[keep], m21[keep]
+    pairs = [(int(a), int(b)) for a, b in candidates]
     pair = m.index("pair", pairs)
-    first = np.array([a for a, _ in pairs])
-    second = np.array([b for _, b in pairs])
+    first = candidates[:, 0]
+    second = candidates[:, 1]
     order = m.binary("order", pair)
     s1, s2 = start.at(first, over=pair), start.at(second, over=pair)
     c1 = finish.at(first, over=pair)  # type: ignore[attr-defined]
     c2 = finish.at(second, over=pair)  # type: ignore[attr-defined]
     both = x.at(first, dim="task", over=pair) + x.at(second, dim="task", over=pair)
-    m.subject_to("first_then_second", s2 - c1 - both * big_m - order * big_m >= -3 * big_m)
-    m.subject_to("second_then_first", s1 - c2 - both * big_m + order * big_m >= -2 * big_m)
+    col12, col21 = m12[:, None], m21[:, None]
+    m.subject_to("first_then_second", s2 - c1 - both * col12 - order * m12 >= -3 * col12)
+    m.subject_to("second_then_first", s1 - c2 - both * col21 + order * m21 >= -2 * col21)
 
 
 def _fixed_intervals(
     m: Model,
     plan: Plan,
     free: list[int],
-    r: np.ndarray,
     relevant: np.ndarray,
     x: Variable,
     start: Variable,
     finish: object,
-    big_m: float,
+    est: np.ndarray,
+    lft: np.ndarray,
 ) -> None:
-    if not len(relevant):
-        return
-    rows = [(t, int(f)) for k, t in enumerate(free) for f in relevant if plan.finish[f] > r[k]]
+    # A row is needed only when t could end after S_f and start before C_f.
+    rows = [
+        (t, int(f))
+        for t in free
+        for f in relevant
+        if lft[t] > plan.start[f] and plan.finish[f] > est[t]
+    ]
     if not rows:
         return
     meet = m.index("meet", rows)
@@ -246,9 +281,13 @@ def _fixed_intervals(
     before = m.binary("before", meet)
     s = start.at(task_of, over=meet)
     c = finish.at(task_of, over=meet)  # type: ignore[attr-defined]
+    m_before = lft[task_of] - plan.start[fixed_of]
+    m_after = plan.finish[fixed_of] - est[task_of]
     m.subject_to(
-        "fixed_before", c + x_same * big_m + before * big_m <= plan.start[fixed_of] + 2 * big_m
+        "fixed_before",
+        c + x_same * m_before + before * m_before <= plan.start[fixed_of] + 2 * m_before,
     )
     m.subject_to(
-        "fixed_after", s - x_same * big_m + before * big_m >= plan.finish[fixed_of] - big_m
+        "fixed_after",
+        s - x_same * m_after + before * m_after >= plan.finish[fixed_of] - m_after,
     )

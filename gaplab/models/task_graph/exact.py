@@ -36,8 +36,8 @@ def _horizon(makespan: float) -> float:
 def interpret_window(built: WindowModel, plan: Plan, result: Result, release: np.ndarray) -> bool:
     """Write the MILP's placement of the free tasks into ``plan``; False when there is no point.
 
-    Nodes come from ``x``; starts are recomputed from the MILP's task order on each node (each
-    task starts as early as its release, inputs and the previous task on its node allow), which
+    Nodes come from ``x``. Starts are recomputed from the MILP's task order on each node: each
+    task starts as early as its release, its inputs and the previous task on its node allow. This
     removes solver round-off and never delays a task beyond its MILP start.
     """
     x = result.value(built.x)
@@ -170,10 +170,10 @@ def milp_last_k(
 def brute_force(instance: Instance, max_tasks: int = 8) -> tuple[float, Schedule]:
     """Offline optimum by enumerating every list schedule (task order and node choice).
 
-    Appending tasks in the start order of an optimal left-shifted schedule, each on its node at
-    the earliest time after its inputs and the node's previous task, rebuilds that schedule, so
-    the minimum over all topological orders and node choices is the optimum. Depth-first search
-    with the incumbent as a cut keeps tiny instances fast.
+    Take an optimal schedule with every task shifted as early as possible. Appending its tasks
+    in start order, each on its node at the earliest time after its inputs and the node's
+    previous task, rebuilds it. So the minimum over all topological orders and node choices is
+    optimal. Depth-first search with the incumbent as a cut keeps tiny instances fast.
     """
     flat = instance.flat
     n = flat.size

@@ -33,7 +33,7 @@ def _costs(rng: np.random.Generator, n: int, low: float, high: float) -> list[fl
 
 
 def chain(name: str, n: int, rng: np.random.Generator, arrival: float = 0.0) -> TaskGraph:
-    """A path ``t0 -> t1 -> ... -> t(n-1)`` with uniform costs in [1, 3] and data in [0, 2]."""
+    """Build a path ``t0 -> ... -> t(n-1)``, costs uniform in [1, 3] and data in [0, 2]."""
     tasks = tuple(f"t{k}" for k in range(n))
     edges = tuple(
         (tasks[k], tasks[k + 1], round(float(rng.uniform(0, 2)), 3)) for k in range(n - 1)
@@ -42,14 +42,14 @@ def chain(name: str, n: int, rng: np.random.Generator, arrival: float = 0.0) -> 
 
 
 def fork(name: str, n: int, rng: np.random.Generator, arrival: float = 0.0) -> TaskGraph:
-    """One source task with ``n - 1`` children (an out-tree of depth one)."""
+    """Build one source task with ``n - 1`` children (an out-tree of depth one)."""
     tasks = tuple(f"t{k}" for k in range(n))
     edges = tuple((tasks[0], tasks[k], round(float(rng.uniform(0, 2)), 3)) for k in range(1, n))
     return TaskGraph(name, arrival, tasks, tuple(_costs(rng, n, 1, 3)), edges)
 
 
 def diamond(name: str, n: int, rng: np.random.Generator, arrival: float = 0.0) -> TaskGraph:
-    """A source, ``n - 2`` parallel branches and a sink (fork then join); ``n >= 3``."""
+    """Build a source, ``n - 2`` parallel branches and a sink (fork then join), ``n >= 3``."""
     n = max(n, 3)
     tasks = tuple(f"t{k}" for k in range(n))
     edges = []
@@ -66,7 +66,7 @@ def layered(
     arrival: float = 0.0,
     edge_probability: float = 0.5,
 ) -> TaskGraph:
-    """A random layered DAG: tasks split into about ``sqrt(n)`` layers, edges only go forward.
+    """Build a random layered DAG: tasks split into about ``sqrt(n)`` layers, edges only go forward.
 
     Each task after the first layer gets one parent from the previous layer for sure, and every
     other task of earlier layers becomes a parent with ``edge_probability``, so the graph is
@@ -100,7 +100,7 @@ GRAPH_MAKERS: dict[str, Callable[..., TaskGraph]] = {
 def random_network(
     nodes: int, rng: np.random.Generator, speed_range: tuple[float, float] = (0.5, 2.0)
 ) -> Network:
-    """A complete network: speeds uniform in ``speed_range``, bandwidths uniform in [0.5, 2]."""
+    """Build a complete network, speeds uniform in ``speed_range``, bandwidths in [0.5, 2]."""
     if nodes < 1:
         raise InstanceError(f"nodes is {nodes}; a network needs at least one node")
     speeds = tuple(round(float(s), 3) for s in rng.uniform(*speed_range, nodes))
@@ -145,7 +145,7 @@ def stream(
     shapes: Sequence[str] = SHAPES,
     name: str | None = None,
 ) -> Instance:
-    """A random stream: each graph has a shape drawn from ``shapes`` and ``tasks`` tasks."""
+    """Generate a random stream of graphs with ``tasks`` tasks and shapes drawn from ``shapes``."""
     rng = _rng(seed)
     for shape in shapes:
         if shape not in GRAPH_MAKERS:
@@ -167,7 +167,7 @@ def adversarial(
     width: int = 6,
     chain_length: int = 4,
 ) -> Instance:
-    """A family where re-planning pays: wide cheap graphs followed closely by long chains.
+    """Generate a stream where re-planning pays: wide cheap graphs followed closely by long chains.
 
     Each round first sends a graph of ``width * nodes`` independent short tasks that a list
     scheduler spreads over every node, then, a moment later, a chain of ``chain_length`` long
@@ -198,7 +198,7 @@ def adversarial(
 
 
 def generate_sized(seed: int = 0, size: str = "small") -> Instance:
-    """A Poisson stream of mixed shapes whose dimensions come from :data:`SIZES`."""
+    """Generate a Poisson stream of mixed shapes whose dimensions come from :data:`SIZES`."""
     if size not in SIZES:
         raise InstanceError(f"unknown size {size!r}; use one of {', '.join(SIZES)}")
     graphs, tasks, nodes, gap = SIZES[size]

@@ -3,7 +3,7 @@
 Mapping rules:
 
 - every entry of ``workflow.specification.tasks`` becomes a task (id from ``id``, else ``name``),
-  with an edge from each id in its ``parents`` list; a parent that is not a task is an error;
+  with an edge from each id in its ``parents`` list. A parent that is not a task is an error;
 - task cost ``w_t = runtimeInSeconds * speedInMHz / 1000`` of the machine that ran it (from
   ``workflow.execution.tasks[].machines[0]``), in giga-cycles, so ``w_t / s_v`` is the runtime
   in seconds on a node of ``s_v`` GHz and the original machine reproduces the trace's runtime;
@@ -171,7 +171,7 @@ def import_wfinstances(path: str | Path) -> Instance:
 
 
 def prefix_subgraph(graph: TaskGraph, max_tasks: int) -> TaskGraph:
-    """The first ``max_tasks`` tasks in topological order (closed under parents), for the MILP."""
+    """Keep the first ``max_tasks`` tasks in topological order, a parent-closed sub-DAG."""
     from gaplab.models.task_graph.instance import _find_cycle
 
     assert not _find_cycle(graph.tasks, [(p, c) for p, c, _ in graph.edges])
@@ -205,7 +205,7 @@ def workflow_stream(
     speed_factors: Sequence[float] = SPEED_FACTORS,
     bandwidth: float = BANDWIDTH,
 ) -> Instance:
-    """A stream of ``graphs`` workflows drawn from ``paths`` with exponential gaps (seconds).
+    """Build a stream of ``graphs`` workflows drawn from ``paths`` with exponential gaps (seconds).
 
     Graph ``i`` is workflow ``paths[i % len(paths)]`` (cycling keeps every trace in use), its
     task costs scaled by a factor uniform in ``[1 - jitter, 1 + jitter]``, optionally cut to its

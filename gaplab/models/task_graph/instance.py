@@ -1,10 +1,10 @@
 """Instance of the task-graph model: a heterogeneous network and a stream of arriving DAGs.
 
-Notation follows the model: node ``v`` has speed ``s_v``; link ``(u, v)`` has bandwidth
-``b_uv`` (infinite on the diagonal); task ``t`` of graph ``g`` has cost ``w_t`` and runs for
-``w_t / s_v`` on node ``v``; edge ``(p, t)`` carries ``d_pt`` units of data, which take
-``d_pt / b_uv`` to cross from ``u`` to ``v != u``. Graph ``g`` arrives at ``a_g``, and none of
-its tasks may start earlier.
+Notation: node ``v`` has speed ``s_v`` and link ``(u, v)`` has bandwidth ``b_uv``, which is
+infinite on the diagonal. Task ``t`` of graph ``g`` has cost ``w_t`` and runs for ``w_t / s_v``
+on node ``v``. Edge ``(p, t)`` carries ``d_pt`` units of data, which take ``d_pt / b_uv`` to
+cross from ``u`` to ``v != u``. Graph ``g`` arrives at ``a_g``, and none of its tasks may start
+earlier.
 
 JSON layout (all times in seconds, costs in work units, data in bytes or any unit that matches
 the bandwidth)::
@@ -118,10 +118,14 @@ class TaskGraph:
             raise InstanceError(f"{where}: arrival {self.arrival!r} must be zero or positive")
         if not self.tasks:
             raise InstanceError(f"{where} has no tasks; every graph needs at least one task")
-        if len(set(self.tasks)) != len(self.tasks):
-            seen: set[str] = set()
-            dup = next(t for t in self.tasks if t in seen or seen.add(t))  # type: ignore[func-returns-value]
-            raise InstanceError(f"{where}: task id {dup!r} appears twice; task ids must be unique")
+        seen: set[str] = set()
+        for task in self.tasks:
+            if task in seen:
+                raise InstanceError(
+                    f"{where}: task id {task!r} appears twice; task ids must be unique"
+                )
+            seen.add(task)
+
         if len(self.costs) != len(self.tasks):
             raise InstanceError(f"{where}: {len(self.costs)} costs for {len(self.tasks)} tasks")
         for task, cost in zip(self.tasks, self.costs, strict=True):
@@ -129,6 +133,7 @@ class TaskGraph:
                 raise InstanceError(
                     f"{where}: task {task!r} has cost {cost!r}; costs must be finite and >= 0"
                 )
+
         known = set(self.tasks)
         pairs: set[tuple[str, str]] = set()
         for parent, child, data in self.edges:
@@ -334,19 +339,6 @@ class FlatInstance:
     @property
     def size(self) -> int:
         return len(self.labels)
-
-
-def graph_from_parents(
-    name: str,
-    arrival: float,
-    tasks: Mapping[str, float],
-    parents: Mapping[str, Mapping[str, float]],
-) -> TaskGraph:
-    """Build a graph from task costs and, per task, a mapping of parent id to edge data."""
-    edges = tuple((p, child, float(d)) for child, ps in parents.items() for p, d in ps.items())
-    return TaskGraph(
-        name, float(arrival), tuple(tasks), tuple(float(c) for c in tasks.values()), edges
-    )
 
 
 def _find_cycle(tasks: Sequence[str], edges: Sequence[tuple[str, str]]) -> list[str]:

@@ -69,7 +69,7 @@ def graph_finish(instance: Instance, schedule: Schedule) -> np.ndarray:
 def compute_metrics(
     instance: Instance, schedule: Schedule, alone: np.ndarray | None = None
 ) -> Metrics:
-    """All metrics of ``schedule``; pass ``alone`` (from :func:`alone_makespans`) to reuse it."""
+    """Compute every metric of ``schedule``; ``alone`` reuses :func:`alone_makespans`."""
     if alone is None:
         alone = alone_makespans(instance)
     finish = schedule.finish(instance)
@@ -94,7 +94,7 @@ def compute_metrics(
 
 
 def makespan_lower_bound(instance: Instance) -> float:
-    """A cheap lower bound on every schedule's makespan.
+    """Compute a cheap lower bound on every schedule's makespan.
 
     The larger of ``max_g (a_g + longest path of g with every task on the fastest node and no
     transfers)`` and ``a_1 + sum_t w_t / sum_v s_v`` (all work spread perfectly from the first

@@ -17,9 +17,10 @@ def validate(instance: Instance, schedule: Schedule, limit: int = 20) -> list[st
     """List the violated invariants of ``schedule``; empty when it is feasible.
 
     Checks one node per task, release times (no task before its graph's arrival), precedence
-    with transfer delays ``d_pt / b_uv``, one task at a time per node, and, from the placement
-    history, that every placement starts at or after the arrival at which it was decided and that
-    a task was only moved while it had not started. At most ``limit`` messages are returned.
+    with transfer delays ``d_pt / b_uv`` and one task at a time per node. From the placement
+    history it also checks that every placement starts at or after the arrival at which it was
+    decided, and that a task was only moved while it had not started. At most ``limit``
+    messages are returned.
     """
     flat = instance.flat
     n = flat.size
