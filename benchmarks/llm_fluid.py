@@ -42,7 +42,12 @@ def throughput(horizon: float) -> pd.DataFrame:
     for n in (50, 200, 500):
         sim = simulate(instance, policy, gpus=n, horizon=horizon, seed=11)
         rows.append(
-            {"gpus": n, "events": sim.events, "seconds": sim.seconds, "events_per_second": sim.events_per_second}
+            {
+                "gpus": n,
+                "events": sim.events,
+                "seconds": sim.seconds,
+                "events_per_second": sim.events_per_second,
+            }
         )
     return pd.DataFrame(rows)
 
@@ -61,7 +66,8 @@ def main() -> None:
     instance = paper_instance()
     for pricing in ("bundled", "separate"):
         result, plan = solve_fluid(instance, pricing)
-        print(f"LP {pricing}: R* = {plan.objective:.5f} ({result.solve_seconds * 1e3:.1f} ms in HiGHS)")
+        milliseconds = result.solve_seconds * 1e3
+        print(f"LP {pricing}: R* = {plan.objective:.5f} ({milliseconds:.1f} ms in HiGHS)")
 
     rates = throughput(min(horizon, 300.0))
     print("\nsimulator throughput, gate-and-route on the two-class instance (one core):")

@@ -1,4 +1,4 @@
-"""llm-fluid simulator and policies: exactness on a small chain, convergence to the LP, invariants."""
+"""llm-fluid simulator and policies: exact on a small chain, convergence to the LP, invariants."""
 
 from __future__ import annotations
 
@@ -108,7 +108,9 @@ def test_same_seed_reproduces(inst):
 def test_policy_capacity_every_event(inst, name):
     policy, _ = make_policy(name, inst)
     pricing = "separate" if name == "PR-SP" else "bundled"
-    sim = simulate(inst, policy, gpus=7, horizon=80, seed=2, pricing=pricing, check_every_event=True)
+    sim = simulate(
+        inst, policy, gpus=7, horizon=80, seed=2, pricing=pricing, check_every_event=True
+    )
     assert sim.capacity_violations == []
     assert (sim.counts["in_system"] >= 0).all()
     assert sim.events > 500

@@ -1,4 +1,4 @@
-"""Serving policies of llm-fluid built from the fluid LPs, and the baselines they are scored against.
+"""llm-fluid serving policies derived from the fluid LPs, and the baselines they compete with.
 
 Each policy is scored by simulation (:mod:`gaplab.sim.llm_fluid`), so a heuristic's Solution is a
 :class:`PolicyOutcome`: the simulated revenue per GPU per second with its confidence interval
@@ -96,7 +96,9 @@ def solo_share(instance: Instance, plan: FluidPlan) -> tuple[float, ...]:
     return tuple(float(v) for v in share)
 
 
-def make_policy(name: str, instance: Instance, plan: FluidPlan | None = None) -> tuple[Policy, FluidPlan]:
+def make_policy(
+    name: str, instance: Instance, plan: FluidPlan | None = None
+) -> tuple[Policy, FluidPlan]:
     """Return the policy called ``name`` with targets from ``plan`` (solved when omitted)."""
     if name not in POLICY_NAMES:
         raise KeyError(f"unknown policy {name!r}; known: {', '.join(POLICY_NAMES)}")
@@ -116,8 +118,12 @@ def make_policy(name: str, instance: Instance, plan: FluidPlan | None = None) ->
         policy = Policy(name, "priority", partition=True, priority=order, **targets)  # type: ignore[arg-type]
     elif name == "SLI-GG":
         policy = Policy(
-            name, "gate", partition=True, router="randomized",
-            solo_share=solo_share(instance, plan), **targets,  # type: ignore[arg-type]
+            name,
+            "gate",
+            partition=True,
+            router="randomized",
+            solo_share=solo_share(instance, plan),
+            **targets,  # type: ignore[arg-type]
         )
     elif name == "FI-WSP":
         policy = Policy(name, "fcfs", partition=False, coupled=True)
@@ -147,7 +153,12 @@ def run_policy(
     policy, plan = make_policy(name, instance, plan)
     pricing = "separate" if name == "PR-SP" else "bundled"
     sim = simulate(
-        instance, policy, gpus=gpus, horizon=horizon, seed=seed, pricing=pricing,
+        instance,
+        policy,
+        gpus=gpus,
+        horizon=horizon,
+        seed=seed,
+        pricing=pricing,
         start=plan_start(plan),
     )
     return PolicyOutcome(policy, plan, sim)

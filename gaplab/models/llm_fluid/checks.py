@@ -22,7 +22,9 @@ def validate(instance: Instance, answer: Any) -> list[str]:
         return solution.validate(instance, answer)
     if _is_outcome(answer):
         return validate_outcome(instance, answer)
-    raise TypeError(f"cannot validate a {type(answer).__name__}; expected FluidPlan or PolicyOutcome")
+    raise TypeError(
+        f"cannot validate a {type(answer).__name__}; expected FluidPlan or PolicyOutcome"
+    )
 
 
 def evaluate(instance: Instance, answer: Any) -> float:
@@ -31,7 +33,9 @@ def evaluate(instance: Instance, answer: Any) -> float:
         return solution.evaluate(instance, answer)
     if _is_outcome(answer):
         return float(answer.revenue)
-    raise TypeError(f"cannot evaluate a {type(answer).__name__}; expected FluidPlan or PolicyOutcome")
+    raise TypeError(
+        f"cannot evaluate a {type(answer).__name__}; expected FluidPlan or PolicyOutcome"
+    )
 
 
 def _is_outcome(answer: Any) -> bool:

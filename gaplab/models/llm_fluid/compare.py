@@ -15,10 +15,10 @@ import numpy as np
 import pandas as pd
 
 from gaplab.heuristics.llm_fluid import POLICY_NAMES, make_policy, plan_start
+from gaplab.models.llm_fluid.build import tpot_ratio
 from gaplab.models.llm_fluid.importers import classes_from_trace, instance_from_profile
 from gaplab.models.llm_fluid.instance import Instance, generate, load, paper_instance
 from gaplab.models.llm_fluid.solution import FluidPlan
-from gaplab.models.llm_fluid.build import tpot_ratio
 from gaplab.models.llm_fluid.solve import solve_fluid, sweep
 from gaplab.models.registry import SuiteInstance
 from gaplab.sim.llm_fluid import simulate
@@ -67,7 +67,9 @@ def suite(quick: bool, data_dir: Path | None) -> list[SuiteInstance]:
     shipped = load(SHIPPED) if SHIPPED.is_file() else paper_instance()
     instances = [SuiteInstance("two-class", shipped, "shipped")]
     if not quick and data_dir is None:
-        instances.append(SuiteInstance("generated-small-0", generate(seed=0, size="small"), "generated"))
+        instances.append(
+            SuiteInstance("generated-small-0", generate(seed=0, size="small"), "generated")
+        )
     if data_dir is not None:
         trace = Path(data_dir) / TRACE
         profile = Path(data_dir) / PROFILE
@@ -76,7 +78,9 @@ def suite(quick: bool, data_dir: Path | None) -> list[SuiteInstance]:
         else:
             logger.warning("trace %s not found; the suite skips it", trace)
         if profile.is_file() and not quick:
-            instances.append(SuiteInstance("two-class-vidur", instance_from_profile(profile), "real"))
+            instances.append(
+                SuiteInstance("two-class-vidur", instance_from_profile(profile), "real")
+            )
     return instances
 
 
@@ -105,7 +109,12 @@ def policy_table(
         policy, plan = make_policy(name, instance, plan)
         for n in gpus:
             sim = simulate(
-                instance, policy, gpus=n, horizon=horizon, seed=seed, pricing=pricing,
+                instance,
+                policy,
+                gpus=n,
+                horizon=horizon,
+                seed=seed,
+                pricing=pricing,
                 start=plan_start(plan),
             )
             bound = plans[pricing].objective
@@ -142,7 +151,11 @@ def affordable_gpu_counts(
     while len(counts) > 1 and estimated_events(instance, counts, horizon) > budget:
         counts = counts[:-1]
     if counts != tuple(sorted(gpus)):
-        logger.info("llm-fluid extras on %s: GPU counts cut to %s to fit the time budget", instance.name, counts)
+        logger.info(
+            "llm-fluid extras on %s: GPU counts cut to %s to fit the time budget",
+            instance.name,
+            counts,
+        )
     return counts
 
 
@@ -206,7 +219,9 @@ def write_plots(
 
     fig, ax = plt.subplots(figsize=(6, 4))
     for name, group in table.groupby("policy", sort=False):
-        ax.errorbar(group["gpus"], group["revenue"], yerr=group["ci95"], marker="o", label=name, capsize=3)
+        ax.errorbar(
+            group["gpus"], group["revenue"], yerr=group["ci95"], marker="o", label=name, capsize=3
+        )
     bundled = table.loc[table["pricing"] == "bundled", "lp_value"].iloc[0]
     ax.axhline(bundled, color="black", linestyle="--", label="R* (bundled LP)")
     ax.set_xscale("log")

@@ -59,17 +59,24 @@ def read_trace(path: Path) -> pd.DataFrame:
     stamps = pd.to_datetime(frame["TIMESTAMP"], errors="coerce")
     prompt = pd.to_numeric(frame["ContextTokens"], errors="coerce")
     output = pd.to_numeric(frame["GeneratedTokens"], errors="coerce")
-    for name, column in (("TIMESTAMP", stamps), ("ContextTokens", prompt), ("GeneratedTokens", output)):
+    for name, column in (
+        ("TIMESTAMP", stamps),
+        ("ContextTokens", prompt),
+        ("GeneratedTokens", output),
+    ):
         bad = column.isna()
         if bad.any():
             row = int(np.flatnonzero(bad.to_numpy())[0])
             raise InstanceError(
-                f"trace {path}: invalid {name} value {frame[name].iloc[row]!r} in data row {row + 1}"
+                f"trace {path}: invalid {name} value {frame[name].iloc[row]!r} "
+                f"in data row {row + 1}"
             )
     if (prompt <= 0).any() or (output <= 0).any():
         raise InstanceError(f"trace {path}: token counts must be positive")
     seconds = (stamps - stamps.min()).dt.total_seconds()
-    return pd.DataFrame({"time": seconds, "prompt": prompt.astype(float), "output": output.astype(float)})
+    return pd.DataFrame(
+        {"time": seconds, "prompt": prompt.astype(float), "output": output.astype(float)}
+    )
 
 
 def classes_from_trace(
@@ -101,7 +108,9 @@ def classes_from_trace(
 
     labels = _clusters(trace, k, seed)
     groups = trace.groupby(labels)
-    summary = groups.agg(prompt=("prompt", "mean"), output=("output", "mean"), count=("prompt", "size"))
+    summary = groups.agg(
+        prompt=("prompt", "mean"), output=("output", "mean"), count=("prompt", "size")
+    )
     logger.info("trace %s: %d requests over %.0f s in %d classes", path, len(trace), duration, k)
 
     base = base or paper_instance()
@@ -136,8 +145,8 @@ def exponential_fit(path: Path, k: int = 2, seed: int = 0) -> pd.DataFrame:
     trace = read_trace(path)
     labels = _clusters(trace, k, seed)
     rows = []
-    for label, group in trace.groupby(labels):
-        output = group["output"].to_numpy()
+    for label in np.unique(labels):
+        output = trace.loc[labels == label, "output"].to_numpy()
         mean = output.mean()
         rows.append(
             {
@@ -199,8 +208,8 @@ def fit_profile(path: Path, *, layers: int = 32, tensor_parallel: int = 1) -> Pr
         )
     per_token = frame.groupby("num_tokens")[[*columns, "time_stats.emb.mean"]].mean()
     tokens = per_token.index.to_numpy(dtype=float)
-    seconds = (layers * per_token[columns].sum(axis=1) + per_token["time_stats.emb.mean"]) / 1e3
-    seconds = seconds.to_numpy()
+    milliseconds = layers * per_token[columns].sum(axis=1) + per_token["time_stats.emb.mean"]
+    seconds = milliseconds.to_numpy() / 1e3
     if not np.isfinite(seconds).all():
         raise InstanceError(f"profile {path} has missing or non-numeric operator times")
 
@@ -224,7 +233,7 @@ def fit_profile(path: Path, *, layers: int = 32, tensor_parallel: int = 1) -> Pr
 
 
 def instance_from_profile(path: Path, base: Instance | None = None) -> Instance:
-    """Return ``base`` (the two-class instance by default) with alpha, beta, gamma from a profile."""
+    """Return ``base`` (default: the two-class instance) with alpha, beta, gamma from a profile."""
     fit = fit_profile(path)
     base = base or paper_instance()
     if fit.alpha <= 0:
@@ -232,4 +241,6 @@ def instance_from_profile(path: Path, base: Instance | None = None) -> Instance:
             f"profile {path}: fitted alpha = {fit.alpha:.4g} s is not positive, so the mixed "
             "iteration time cannot be used"
         )
-    return replace(base, name=f"{base.name}-{Path(path).stem}", alpha=fit.alpha, beta=fit.beta, gamma=fit.gamma)
+    return replace(
+        base, name=f"{base.name}-{Path(path).stem}", alpha=fit.alpha, beta=fit.beta, gamma=fit.gamma
+    )

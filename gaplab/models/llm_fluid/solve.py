@@ -39,7 +39,7 @@ def interpret(fluid: FluidModel, result: Result, instance: Instance) -> FluidPla
             decode_value=-np.asarray(result.dual("decode_balance"), dtype=float),
         )
     # Values within solver tolerance of zero are reported as zero.
-    for name, array in values.items():
+    for array in values.values():
         array[np.abs(array) < 1e-12] = 0.0
     levels = instance.service_levels if fluid.model.name.endswith("-sli") else ServiceLevels()
     return FluidPlan(
