@@ -12,12 +12,14 @@ from hypothesis import strategies as st
 from gaplab.models.write_policy import Instance
 from gaplab.models.write_policy.build import (
     build_merge_aware,
+    f1_optimum_merge,
     solve_knapsack_dp,
     solve_merge_milp,
     solve_write_only_milp,
 )
 from gaplab.models.write_policy.exact import f1_optimum, knapsack_dp, reference_oracle_value
 from gaplab.models.write_policy.generator import MODES, StreamConfig
+from gaplab.models.write_policy.instance import Step
 from gaplab.models.write_policy.metrics import evaluate, f1_score
 from gaplab.models.write_policy.validate import validate
 from gaplab.solvers.result import Result, SolveOptions
@@ -115,6 +117,36 @@ def test_f1_closed_form_matches_cardinality_knapsack(instance: Instance) -> None
     assert closed.f1 == pytest.approx(expected)
     assert closed.bytes_used <= instance.budget_bytes
     assert f1_score(instance, closed.steps) == pytest.approx(closed.f1)
+
+
+@settings(max_examples=15, deadline=None)
+@given(instance=episodes)
+def test_merge_f1_equals_closed_form_on_streams(instance: Instance) -> None:
+    # A drift step carries a new api version, so it has no legal MERGE parent and deltas are
+    # never critical: MERGE cannot raise F1 on generated streams.
+    result = f1_optimum_merge(instance, "highs", OPTIONS)
+    assert result.f1 == pytest.approx(f1_optimum(instance).f1, abs=1e-9)
+    assert validate(instance, result.solution) == []
+
+
+def test_merge_f1_uses_cheap_delta() -> None:
+    steps = (
+        Step(0, {"api": "a", "deprecated": True, "version": 1}, {"mode": "default"}),
+        Step(1, {"api": "a", "deprecated": False, "version": 1}, {"mode": "default"}),
+    )
+    inst = Instance(
+        name="two",
+        mode="default",
+        steps=steps,
+        utility=(5.0, 5.0),
+        critical_steps=(0, 1),
+        budget_bytes=150,
+    )
+    assert int(inst.costs[0]) + 37 <= 150 < int(inst.costs.sum())
+    assert f1_optimum(inst).f1 == pytest.approx(2 / 3)
+    result = f1_optimum_merge(inst, "highs", OPTIONS)
+    assert result.f1 == pytest.approx(1.0)
+    assert validate(inst, result.solution) == []
 
 
 def test_f1_optimum_beats_utility_optimum() -> None:

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import logging
 import time
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
@@ -26,6 +27,7 @@ from gaplab.modeling import IndexSet, LinExpr, Model
 from gaplab.models.write_policy.actions import Solution, plan_solution
 from gaplab.models.write_policy.exact import write_only_optimum
 from gaplab.models.write_policy.instance import Instance
+from gaplab.models.write_policy.metrics import f1_score, replay
 from gaplab.solvers import solve
 from gaplab.solvers.result import Result, SolutionStatus, SolveOptions, Termination
 
@@ -42,14 +44,21 @@ def build_write_only(instance: Instance) -> Model:
     return m
 
 
-def build_merge_aware(instance: Instance) -> Model:
-    """Declare the MERGE-aware MILP over the steps and every legal pair (t, p) of the episode."""
+def build_merge_aware(
+    instance: Instance, step_value: np.ndarray | None = None, offset: float = 0.0
+) -> Model:
+    """Declare the MERGE-aware MILP over the steps and every legal pair (t, p) of the episode.
+
+    The objective is ``offset + sum_t step_value[t] * (x_t + sum_p y_tp)``; ``step_value``
+    defaults to the utilities ``u_t``.
+    """
+    value = instance.values if step_value is None else np.asarray(step_value, dtype=float)
     m = Model("write-policy-merge")
     step = m.index("step", range(instance.num_steps))
     x = m.binary("write", step)
     pairs = instance.merge_pairs
     budget = (x * instance.costs).sum()
-    utility = (x * instance.values).sum()
+    utility = (x * value).sum() + offset
     if len(pairs) == 0:
         m.subject_to("budget", budget <= instance.budget_bytes)
         m.maximize(utility)
@@ -72,7 +81,7 @@ def build_merge_aware(instance: Instance) -> Model:
         per_step = per_step + picked
     m.subject_to("one_role", per_step <= 1)
     m.subject_to("base_kept", y <= x.at(pairs.parent, over=pair))
-    m.maximize(utility + (y * instance.values[pairs.t]).sum())
+    m.maximize(utility + (y * value[pairs.t]).sum())
     return m
 
 
@@ -136,6 +145,50 @@ def solve_knapsack_dp(
         raw_status="dynamic programming over the budget in bytes",
     )
     return result, plan_solution("exact:knapsack-dp", list(optimum.steps), [])
+
+
+@dataclass(frozen=True)
+class MergeF1Optimum:
+    """The F1-optimal final memory when MERGE is allowed (deltas and their bases count in W)."""
+
+    f1: float
+    solution: Solution
+    iterations: int
+
+
+def f1_optimum_merge(
+    instance: Instance, backend: str = "highs", options: SolveOptions | None = None
+) -> MergeF1Optimum:
+    """Maximize F1 = 2 |W cap R| / (|W| + |R|) over final memories with MERGE, by Dinkelbach.
+
+    Each iteration solves the MERGE-aware MILP with step weights ``2 [t in R] - lam`` and
+    offset ``-lam |R|``, then sets ``lam`` to the F1 of the answer, until the optimum of that
+    MILP is zero. Every MILP must be solved to optimality (``mip_rel_gap`` 0).
+
+    Raises
+    ------
+    SolveError
+        When a MILP ends without a proven optimum.
+    """
+    opts = options or SolveOptions(time_limit=60)
+    fields = {**_option_fields(opts), "mip_rel_gap": 0.0}
+    critical = instance.critical_mask.astype(float)
+    size_r = float(critical.sum())
+    lam = 0.0
+    solution = plan_solution("exact:f1-merge", [], [])
+    for iteration in range(1, 51):
+        model = build_merge_aware(instance, 2.0 * critical - lam, -lam * size_r)
+        result = solve(model.compile(), backend, **fields).raise_for_status()
+        found = interpret(instance, result, "exact:f1-merge")
+        assert found is not None and result.objective is not None
+        solution = found
+        retained = replay(instance, solution).retained
+        value = f1_score(instance, retained)
+        if result.objective <= 1e-9 or value <= lam + 1e-12:
+            return MergeF1Optimum(max(value, lam), solution, iteration)
+        lam = value
+    logger.warning("Dinkelbach for the F1 optimum stopped after 50 iterations at F1 %.6f", lam)
+    return MergeF1Optimum(lam, solution, 50)
 
 
 def _option_fields(options: SolveOptions) -> dict[str, object]:
