@@ -44,7 +44,9 @@ def test_baseline_table_pinned(policy, total: float, mean: float) -> None:  # ty
 
 def test_access_only_utilization_pinned() -> None:
     inst = pubsub_instance()
-    assert np.allclose(utilization(inst, access_only(inst).flows), [0.1532, 0.1801, 0.0845], atol=1e-4)
+    assert np.allclose(
+        utilization(inst, access_only(inst).flows), [0.1532, 0.1801, 0.0845], atol=1e-4
+    )
 
 
 def test_server_only_loads_unique() -> None:
@@ -63,7 +65,7 @@ def test_server_only_within_its_optimal_set() -> None:
     assert total <= 2.4367
     loads = server_node_loads(inst)
     node_proportional = np.outer(inst.rates, loads / loads.sum())
-    assert 2.4367 <= objective(inst, node_proportional)
+    assert objective(inst, node_proportional) >= 2.4367
 
 
 def test_baseline_order_on_pubsub() -> None:
@@ -72,7 +74,7 @@ def test_baseline_order_on_pubsub() -> None:
         objective(inst, policy(inst).flows)
         for policy in (access_only, proportional_split, equal_split, server_only, single_path)
     ]
-    assert F_STAR < values[0]
+    assert values[0] > F_STAR
     assert values == sorted(values)
 
 
@@ -102,7 +104,9 @@ def test_spec_registered_with_variants() -> None:
 @pytest.mark.parametrize("variant", ["direct", "cvxpy", "tangent"])
 def test_exact_variants_validate(variant: str) -> None:
     spec = get_model("traffic")
-    outcome = run_exact(spec, pubsub_instance(), "pubsub", variant, "highs", SolveOptions(time_limit=30))
+    outcome = run_exact(
+        spec, pubsub_instance(), "pubsub", variant, "highs", SolveOptions(time_limit=30)
+    )
     assert outcome.valid, outcome.violations
     tolerance = 1e-8 if variant != "tangent" else 1e-5
     assert outcome.objective == pytest.approx(F_STAR, rel=tolerance)

@@ -65,7 +65,9 @@ def test_direct_flows_pinned(optimum: np.ndarray) -> None:
 
 def test_direct_prices_and_delays_pinned(optimum: np.ndarray) -> None:
     inst = pubsub_instance()
-    assert np.allclose(node_marginal(inst, optimum.sum(axis=0)), [0.008777, 0.012655, 0.006323], atol=1e-6)
+    assert np.allclose(
+        node_marginal(inst, optimum.sum(axis=0)), [0.008777, 0.012655, 0.006323], atol=1e-6
+    )
     assert np.allclose(
         source_delay(inst, optimum), [0.02895, 0.03048, 0.03297, 0.03380, 0.02500], atol=1e-5
     )
@@ -119,7 +121,9 @@ def test_infeasible_demand_message() -> None:
 
 
 def test_symmetric_oracle() -> None:
-    inst = symmetric_instance(sources=4, nodes=3, rate=6.0, access_capacity=10.0, node_capacity=20.0)
+    inst = symmetric_instance(
+        sources=4, nodes=3, rate=6.0, access_capacity=10.0, node_capacity=20.0
+    )
     _, allocation = solve_direct(inst)
     assert allocation is not None
     assert np.allclose(allocation.flows, 2.0, atol=1e-7)
@@ -157,7 +161,9 @@ def test_gaplab_cvxpy_backend_matches_direct(optimum: np.ndarray) -> None:
 def test_tangent_path_reports_gap() -> None:
     backend_or_skip("highs")
     pytest.importorskip("gaplab.solvers.tangent", reason="tangent cuts are not merged yet")
-    result, allocation = solve_exact(pubsub_instance(), "highs", SolveOptions(convex_tolerance=1e-7))
+    result, allocation = solve_exact(
+        pubsub_instance(), "highs", SolveOptions(convex_tolerance=1e-7)
+    )
     assert allocation is not None
     assert result.approximation_gap is not None
     assert result.approximation_gap <= 1e-6 * F_STAR

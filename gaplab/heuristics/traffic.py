@@ -64,7 +64,7 @@ def server_node_loads(instance: Instance) -> np.ndarray:
         name=f"{instance.name}-pooled",
         sources=("all",),
         nodes=instance.nodes,
-        rates=[instance.total_rate],
+        rates=np.array([instance.total_rate]),
         node_capacity=instance.node_capacity * 2.0,
         access_capacity=instance.node_capacity[None, :],
     )
@@ -96,7 +96,9 @@ def server_only(instance: Instance) -> Allocation:
     try:
         problem.solve(solver=cp.CLARABEL)
     except cp.error.SolverError as error:
-        logger.warning("server-only split of %s failed (%s); using proportional", instance.name, error)
+        logger.warning(
+            "server-only split of %s failed (%s); using proportional", instance.name, error
+        )
     if y.value is None or problem.status not in ("optimal", "optimal_inaccurate"):
         flows = np.outer(instance.rates, loads / loads.sum()) * instance.links
         flows *= (instance.rates / flows.sum(axis=1))[:, None]

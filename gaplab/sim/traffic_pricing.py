@@ -47,7 +47,8 @@ class PricingRun:
     """The outcome and trajectory of one run of the pricing iteration.
 
     ``status`` is ``converged``, ``cycle`` (the loads repeat, or the changes stopped shrinking
-    before the stopping rule was met) or ``iteration_limit``. Histories have one entry per completed iteration, after its step.
+    before the stopping rule was met) or ``iteration_limit``. Histories have one entry per
+    completed iteration, after its step.
     """
 
     flows: np.ndarray

@@ -131,7 +131,9 @@ def run_windowed(
 
     overloaded = int(np.sum(np.array(backlog_rows) > 0))
     if overloaded:
-        logger.info("windowed run on %s: %d node-windows ended with a backlog", instance.name, overloaded)
+        logger.info(
+            "windowed run on %s: %d node-windows ended with a backlog", instance.name, overloaded
+        )
     return WindowedRun(
         flows=x,
         mean_flows=np.mean(split_rows[warmup:], axis=0) if windows > warmup else x,

@@ -55,7 +55,7 @@ class Certificate:
     residuals: dict[str, float | None]
     tolerances: dict[str, float]
     alpha: np.ndarray
-    """Per-source equalized cost ``alpha_i``: the flow-weighted mean of ``M_ij`` over used routes."""
+    """Per-source equalized cost ``alpha_i``: mean ``M_ij`` over used routes, flow-weighted."""
 
     @property
     def ok(self) -> bool:

@@ -91,7 +91,7 @@ def solve_direct(
     problem = cp.Problem(cp.Minimize(total), [to_source @ y == instance.rates / scale])
     built = time.perf_counter()
 
-    settings = dict(CLARABEL_SETTINGS)
+    settings: dict[str, object] = dict(CLARABEL_SETTINGS)
     if options.time_limit is not None:
         settings["time_limit"] = float(options.time_limit)
     settings.update(options.solver_options)
@@ -160,7 +160,7 @@ def solve_exact(
     x = flows_from_values(instance, np.asarray(values, dtype=float))
     if backend.startswith("cvxpy"):
         x = polish(instance, x)
-    info = {"backend": backend}
+    info: dict[str, object] = {"backend": backend}
     if result.approximation_gap is not None:
         info["approximation_gap"] = float(result.approximation_gap)
     return result, Allocation(x, f"exact:{backend}", info)

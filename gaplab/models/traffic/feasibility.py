@@ -10,7 +10,7 @@ import logging
 
 import numpy as np
 
-from gaplab.modeling import Model
+from gaplab.modeling import IndexSet, Model, Variable
 from gaplab.models.traffic.instance import Instance
 from gaplab.solvers.result import Termination
 
@@ -21,7 +21,7 @@ class DemandDoesNotFitError(ValueError):
     """No split keeps every access path and node strictly below its capacity."""
 
 
-def _flow_grid(m: Model, instance: Instance):  # type: ignore[no-untyped-def]
+def _flow_grid(m: Model, instance: Instance) -> tuple[IndexSet, IndexSet, Variable]:
     source = m.index("source", list(instance.sources))
     node = m.index("node", list(instance.nodes))
     flow = m.continuous("flow", source, node, upper=instance.access_capacity)

@@ -37,10 +37,12 @@ def pubsub_instance() -> Instance:
     capacities ``mu_j ~ U(100, 200)`` come from numpy's legacy generator seeded with 42, each
     draw followed by an unused phase draw, in row-major order.
     """
-    rates = [
-        sum(_TOPIC_RATE[t] * _TOPIC_SIZE_KB[t] / 1024.0 for t in topics)
-        for topics in _PRODUCER_TOPICS.values()
-    ]
+    rates = np.array(
+        [
+            sum(_TOPIC_RATE[t] * _TOPIC_SIZE_KB[t] / 1024.0 for t in topics)
+            for topics in _PRODUCER_TOPICS.values()
+        ]
+    )
     legacy = np.random.RandomState(42)
     access = np.empty((5, 3))
     for i in range(5):

@@ -210,8 +210,7 @@ def read_graphml(path: Path) -> Topology:
     except ET.ParseError as error:
         raise TopologyError(f"{path}: invalid GraphML XML: {error}") from error
     keys = {
-        (key.get("for"), key.get("attr.name")): key.get("id")
-        for key in root.iter(f"{_GRAPHML}key")
+        (key.get("for"), key.get("attr.name")): key.get("id") for key in root.iter(f"{_GRAPHML}key")
     }
     graph = root.find(f"{_GRAPHML}graph")
     if graph is None:
@@ -283,9 +282,10 @@ def _great_circle_km(a: tuple[float, float] | None, b: tuple[float, float] | Non
     if a is None or b is None:
         return 0.0
     lon1, lat1, lon2, lat2 = map(math.radians, (*a, *b))
-    h = math.sin((lat2 - lat1) / 2) ** 2 + math.cos(lat1) * math.cos(lat2) * math.sin(
-        (lon2 - lon1) / 2
-    ) ** 2
+    h = (
+        math.sin((lat2 - lat1) / 2) ** 2
+        + math.cos(lat1) * math.cos(lat2) * math.sin((lon2 - lon1) / 2) ** 2
+    )
     return 2 * EARTH_RADIUS_KM * math.asin(min(1.0, math.sqrt(h)))
 
 
@@ -382,7 +382,7 @@ def topology_instance(
             rates=trial.rates * scale,
             node_capacity=node_capacity,
             access_capacity=access,
-            propagation=delay if propagation else None,
+            propagation=delay if propagation else np.zeros((0, 0)),
             meta={
                 "unit": "Gb/s",
                 "servers": count,
@@ -392,7 +392,9 @@ def topology_instance(
             },
         )
     except InstanceError as error:  # pragma: no cover - the scaling keeps the demand inside
-        raise TopologyError(f"topology {topology.name!r} maps to an invalid instance: {error}")
+        raise TopologyError(
+            f"topology {topology.name!r} maps to an invalid instance: {error}"
+        ) from error
 
 
 def import_repetita(path: Path, **options: object) -> Instance:

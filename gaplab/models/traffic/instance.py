@@ -71,7 +71,7 @@ class Instance:
         there is no path, negative values are invalid.
     propagation
         ``a_ij``, shape (N, M): constant propagation delay of each access path in seconds
-        (zeros when absent).
+        (zeros when absent or empty).
 
     Raises
     ------
@@ -86,7 +86,7 @@ class Instance:
     rates: np.ndarray
     node_capacity: np.ndarray
     access_capacity: np.ndarray
-    propagation: np.ndarray = field(default=None)  # type: ignore[assignment]
+    propagation: np.ndarray = field(default_factory=lambda: np.zeros((0, 0)))
     meta: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -109,7 +109,7 @@ class Instance:
         if mu_node.shape != (m,):
             raise InstanceError(f"node_capacity has {mu_node.size} entries but there are {m} nodes")
         mu_access = _as_matrix("access_capacity", self.access_capacity, (n, m))
-        if self.propagation is None:
+        if self.propagation is None or np.size(self.propagation) == 0:
             prop = np.zeros((n, m))
             prop.setflags(write=False)
         else:
@@ -239,14 +239,21 @@ class Instance:
         ]
         if missing:
             raise InstanceError(f"traffic instance JSON lacks the fields {missing}")
+
+        def array(key: str) -> np.ndarray:
+            try:
+                return np.asarray(payload.get(key, []), dtype=float)
+            except (TypeError, ValueError) as error:
+                raise InstanceError(f"{key} must contain only numbers: {error}") from error
+
         return cls(
             name=str(payload.get("name", "traffic")),
             sources=tuple(payload["sources"]),
             nodes=tuple(payload["nodes"]),
-            rates=payload["rates"],
-            node_capacity=payload["node_capacity"],
-            access_capacity=payload["access_capacity"],
-            propagation=payload.get("propagation"),
+            rates=array("rates"),
+            node_capacity=array("node_capacity"),
+            access_capacity=array("access_capacity"),
+            propagation=array("propagation"),
             meta=dict(payload.get("meta", {})),
         )
 

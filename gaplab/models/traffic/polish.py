@@ -7,9 +7,10 @@ conditions are a square nonlinear system
 
 whose Jacobian is ``[[D + B' E B, -S'], [S, 0]]`` with ``D`` and ``E`` the second derivatives of
 the access and node terms, ``B`` the route-to-node and ``S`` the route-to-source incidence.
-A few Newton steps bring the residual to round-off. The Hessian is a diagonal plus one diagonal block per node, so the Newton system reduces to a
-dense system in the N multipliers (see :func:`_solve_kkt`). The polish is accepted only when the
-result stays inside the domain and no unused route becomes cheaper than its source's alpha.
+The Hessian is a diagonal plus one diagonal block per node, so the Newton system reduces to a
+dense system in the N multipliers (see :func:`_solve_kkt`). A few Newton steps bring the
+residual to round-off. The polish is accepted only when the result stays inside the domain and
+no unused route is cheaper than its source's alpha.
 """
 
 from __future__ import annotations

@@ -55,9 +55,7 @@ def comparison_rows(instance: Instance, quick: bool = False) -> list[dict[str, A
     return rows
 
 
-def plot_convergence(
-    instance: Instance, run: PricingRun, optimum: float, path: Path
-) -> Path:
+def plot_convergence(instance: Instance, run: PricingRun, optimum: float, path: Path) -> Path:
     """Write a PNG of the pricing run: ``F - F*`` and node prices per iteration."""
     import matplotlib
 
@@ -96,6 +94,8 @@ def extras(instance: Instance, out_dir: Path | None, quick: bool) -> list[dict[s
             row["status"] = run.status
     if out_dir is not None:
         name = "".join(c if c.isalnum() or c in "-_." else "_" for c in instance.name)
-        path = plot_convergence(instance, run, optimum, Path(out_dir) / f"traffic-{name}-convergence.png")
+        path = plot_convergence(
+            instance, run, optimum, Path(out_dir) / f"traffic-{name}-convergence.png"
+        )
         logger.info("wrote %s", path)
     return rows
