@@ -8,7 +8,8 @@ Prints, with the machine it ran on:
 2. every policy's mean regret against the WRITE-only optimum (not clamped) and its share of
    the MERGE-aware optimum, per track;
 3. the gain of MERGE per budget and mode, to show which budgets make merging worth the most;
-4. the hindsight optima next to the values that the WritePolicyBench design note reports;
+4. the hindsight optima next to reference values computed with HiGHS on WritePolicyBench's
+   published seed-0 episodes;
 5. where WritePolicyBench's oracle (exact DP for small budgets, greedy above) misses U*(B).
 
 Run: ``.venv/bin/python benchmarks/write_policy.py [--quick] [--out results.csv]``.
@@ -34,9 +35,9 @@ from gaplab.models.write_policy.exact import write_only_optimum
 from gaplab.models.write_policy.generator import MODES
 from gaplab.solvers.result import SolveOptions
 
-# Means over the ten seed-0 episodes reported by the design note (unprivileged costs):
-# (mode, budget KiB) -> (WRITE-only optimum, MERGE-aware optimum).
-NOTE_OPTIMA = {
+# Means over WritePolicyBench's ten published seed-0 episodes, solved exactly with HiGHS
+# (unprivileged costs): (mode, budget KiB) -> (WRITE-only optimum, MERGE-aware optimum).
+REFERENCE_OPTIMA = {
     ("default", 1): (30.1, 31.3),
     ("default", 4): (91.4, 107.6),
     ("default", 10): (130.3, 151.5),
@@ -169,17 +170,17 @@ def main(argv: list[str] | None = None) -> int:
             f"(+{means[(mode, float(budget))]['merge_gain_pct']:.1f} %)"
         )
 
-    print("\n4. hindsight optima against the design note (mean over 10 episodes, unprivileged)")
+    print("\n4. hindsight optima against the reference values (mean of 10 episodes, unprivileged)")
     if count == 10:
-        for (mode, budget), (note_write, note_merge) in NOTE_OPTIMA.items():
+        for (mode, budget), (ref_write, ref_merge) in REFERENCE_OPTIMA.items():
             ours = means[(mode, float(budget))]
             print(
                 f"   {mode:12s} {budget:3d} KiB  WRITE-only {ours['exact:write-only']:6.2f} "
-                f"(note {note_write:5.1f})  MERGE {ours['exact:merge']:6.2f} "
-                f"(note {note_merge:5.1f})"
+                f"(reference {ref_write:5.1f})  MERGE {ours['exact:merge']:6.2f} "
+                f"(reference {ref_merge:5.1f})"
             )
     else:
-        print("   skipped with --quick: the note's values are means over 10 episodes")
+        print("   skipped with --quick: the reference values are means over 10 episodes")
     written = rows[rows.method == "exact:write-only"]
     differs = written[written.oracle_differs.astype(bool)]
     print(

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 KINDS = ("skip", "write", "merge", "expire")
@@ -114,7 +114,6 @@ class Solution:
     """Actions the store rejected (budget, age or MERGE rules); they changed nothing."""
     peak_bytes: int = 0
     """Largest memory use observed after any action."""
-    notes: dict[str, Any] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
         return {

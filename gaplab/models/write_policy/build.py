@@ -162,7 +162,7 @@ def f1_optimum_merge(
     """Maximize F1 = 2 |W cap R| / (|W| + |R|) over final memories with MERGE, by Dinkelbach.
 
     Each iteration solves the MERGE-aware MILP with step weights ``2 [t in R] - lam`` and
-    offset ``-lam |R|``, then sets ``lam`` to the F1 of the answer, until the optimum of that
+    offset ``-lam |R|``, then sets ``lam`` to the F1 of its solution, until the optimum of that
     MILP is zero. Every MILP must be solved to optimality (``mip_rel_gap`` 0).
 
     Raises

@@ -133,8 +133,8 @@ def reference_oracle_value(costs: np.ndarray, values: np.ndarray, budget: int) -
 
     The evaluator solves the knapsack exactly only for small budgets (see
     :data:`REFERENCE_DP_MAX_BUDGET`). Above them it sorts the steps by (value per byte, bytes,
-    value) in decreasing order, adds each one that fits, and then makes one pass that swaps a
-    skipped step for the first picked step it can replace with a higher value. Skipped steps
+    value) in decreasing order and adds each one that fits. One pass then swaps each skipped
+    step for the first picked step that it can replace with a higher value. Skipped steps
     are recognised by their (bytes, value) pair, so a step is never swapped in while an equal
     pair is picked.
     """
