@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import io
 import os
 import sys
 import tempfile
@@ -41,25 +42,31 @@ def capture_stdout() -> Iterator[CapturedOutput]:
     captured too.
     """
     captured = CapturedOutput()
+    python_output = io.StringIO()
     try:
         sys.stdout.flush()
         saved = os.dup(1)
     except (OSError, ValueError):
-        # No real descriptor 1 (for example under some notebook kernels): capture nothing.
-        yield captured
+        # No real descriptor 1 (for example under some notebook kernels): Python-level only.
+        with contextlib.redirect_stdout(python_output):
+            yield captured
+        captured.text = python_output.getvalue()
         return
     handle = tempfile.TemporaryFile(mode="w+b", prefix="gaplab-log-")
     try:
         os.dup2(handle.fileno(), 1)
         try:
-            yield captured
+            # Some bindings (Clarabel's, for one) print through Python's sys.stdout, which a
+            # test runner or notebook may have pointed somewhere other than descriptor 1.
+            with contextlib.redirect_stdout(python_output):
+                yield captured
         finally:
             with contextlib.suppress(ValueError):
                 sys.stdout.flush()
             os.dup2(saved, 1)
             os.close(saved)
         handle.seek(0)
-        captured.text = handle.read().decode("utf-8", errors="replace")
+        captured.text = handle.read().decode("utf-8", errors="replace") + python_output.getvalue()
     finally:
         handle.close()
 
@@ -108,10 +115,11 @@ def solution_status_for(termination: Termination, has_point: bool) -> SolutionSt
 def bundled_cbc_path() -> str | None:
     """Path of the CBC executable shipped inside PuLP, or ``None`` when it is missing."""
     try:
-        import pulp
+        from pulp.apis import coin_api
     except ImportError:
         return None
-    path = getattr(pulp.PULP_CBC_CMD(), "path", None)
-    if path and Path(path).is_file() and os.access(path, os.X_OK):
+    # A module constant of PuLP 2 and 3; reading it avoids PULP_CBC_CMD, deprecated in PuLP 3.
+    path = Path(str(getattr(coin_api, "pulp_cbc_path", ""))).resolve()
+    if path.is_file() and os.access(path, os.X_OK):
         return str(path)
     return None

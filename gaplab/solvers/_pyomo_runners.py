@@ -8,11 +8,12 @@ primal values into the model's variables and returns an :class:`Outcome`.
 
 from __future__ import annotations
 
+import contextlib
 import io
 import logging
 import shutil
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -108,7 +109,9 @@ def _run_contrib(solver: str) -> Callable[..., Outcome]:
             except (RuntimeError, NotImplementedError) as error:
                 logger.info("pyomo:%s returned no duals: %s", solver, error)
         bound = results.objective_bound
-        bound_value = float(bound) if bound is not None and abs(float(bound)) < float("inf") else None
+        bound_value = (
+            float(bound) if bound is not None and abs(float(bound)) < float("inf") else None
+        )
         version = ".".join(str(part) for part in opt.version())
         return Outcome(
             termination=termination,
@@ -195,6 +198,8 @@ def _legacy_options(solver: str, options: SolveOptions) -> dict[str, Any]:
         settings["threads"] = int(options.threads)
         if options.time_limit is not None:
             settings["sec"] = float(options.time_limit)
+            # CBC counts CPU seconds unless told otherwise; gaplab's limits are wall seconds.
+            settings["timeMode"] = "elapsed"
         if options.mip_rel_gap is not None:
             settings["ratio"] = float(options.mip_rel_gap)
         if options.seed is not None:
@@ -223,7 +228,9 @@ def _run_legacy(solver: str) -> Callable[..., Outcome]:
         with tempfile.TemporaryDirectory(prefix=f"gaplab-{solver}-") as folder:
             log_path = Path(folder) / "solver.log"
             results = opt.solve(block, load_solutions=False, tee=False, logfile=str(log_path))
-            log = log_path.read_text(encoding="utf-8", errors="replace") if log_path.exists() else ""
+            log = (
+                log_path.read_text(encoding="utf-8", errors="replace") if log_path.exists() else ""
+            )
 
         condition = results.solver.termination_condition
         termination = {
@@ -244,10 +251,15 @@ def _run_legacy(solver: str) -> Callable[..., Outcome]:
             TC.internalSolverError: Termination.ERROR,
             TC.licensingProblems: Termination.ERROR,
         }.get(condition, Termination.OTHER)
+        if "stopped on time" in log.lower():
+            # pyomo calls a CBC time limit without an integer point "intermediateNonInteger".
+            termination = Termination.TIME_LIMIT
         usable = (SS.optimal, SS.feasible, SS.stoppedByLimit, SS.bestSoFar, SS.globallyOptimal)
         has_point = len(results.solution) > 0 and results.solution(0).status in usable
         if has_point:
-            block.solutions.load_from(results)
+            # pyomo warns when it loads a point after a limit; the Result reports that instead.
+            with _quiet("pyomo.core"):
+                block.solutions.load_from(results)
         duals = block.dual if want_duals and has_point else None
         problem = results.problem
         bound = problem.lower_bound if model.sense == "min" else problem.upper_bound
@@ -269,6 +281,17 @@ def _run_legacy(solver: str) -> Callable[..., Outcome]:
         )
 
     return run
+
+
+@contextlib.contextmanager
+def _quiet(name: str) -> Iterator[None]:
+    quieted = logging.getLogger(name)
+    level = quieted.level
+    quieted.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        quieted.setLevel(level)
 
 
 RUNNERS: dict[str, Callable[..., Outcome]] = {

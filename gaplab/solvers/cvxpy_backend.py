@@ -146,6 +146,10 @@ class CvxpyBackend(Backend):
         if stats is not None and stats.primal_solution_status != 2:
             # cvxpy fills in values after a HiGHS time limit even when HiGHS found no point.
             x = None
+        if self.solver == "SCIP":
+            termination, x = _scip_outcome(built.problem, termination, x, options, solve_seconds)
+            if termination == Termination.TIME_LIMIT:
+                error_message = ""
         if termination in (Termination.INFEASIBLE, Termination.UNBOUNDED):
             x = None
         result = Result(
@@ -323,6 +327,47 @@ def _row_duals(model: CompiledModel, built: CvxpyModel) -> np.ndarray | None:
     if model.sense == "max":
         duals = -duals
     return duals
+
+
+_SCIP_STATUS = {
+    "optimal": Termination.OPTIMAL,
+    "gaplimit": Termination.OPTIMAL,
+    "timelimit": Termination.TIME_LIMIT,
+    "nodelimit": Termination.ITERATION_LIMIT,
+    "totalnodelimit": Termination.ITERATION_LIMIT,
+    "stallnodelimit": Termination.ITERATION_LIMIT,
+    "sollimit": Termination.SOLUTION_LIMIT,
+    "bestsollimit": Termination.SOLUTION_LIMIT,
+    "infeasible": Termination.INFEASIBLE,
+    "unbounded": Termination.UNBOUNDED,
+    "inforunbd": Termination.INFEASIBLE_OR_UNBOUNDED,
+    "userinterrupt": Termination.INTERRUPTED,
+    "memlimit": Termination.ERROR,
+}
+
+
+def _scip_outcome(
+    problem: Any,
+    termination: Termination,
+    x: np.ndarray | None,
+    options: SolveOptions,
+    solve_seconds: float,
+) -> tuple[Termination, np.ndarray | None]:
+    """Read SCIP's own status, because cvxpy reports a SCIP time limit as an inaccurate optimum
+    when there is an incumbent and as a solver error when there is none."""
+    stats = getattr(getattr(problem, "solver_stats", None), "extra_stats", None)
+    if isinstance(stats, dict) and "scip_status" in stats:
+        termination = _SCIP_STATUS.get(str(stats["scip_status"]), termination)
+        scip_model = stats.get("model")
+        if scip_model is not None and scip_model.getNSols() == 0:
+            x = None
+        return termination, x
+    limit = options.time_limit
+    if termination == Termination.ERROR and limit is not None and solve_seconds >= 0.95 * limit:
+        # NOTE: cvxpy 1.9 keeps no SCIP status after a solver error, so a run that used up
+        # its time limit is taken to have stopped on it.
+        return Termination.TIME_LIMIT, None
+    return termination, x
 
 
 def _highs_info(problem: Any) -> Any:
