@@ -1,7 +1,9 @@
 """Seeded stream generator with controlled API drift, bursts and redundancy.
 
 The random draws follow the order of the WritePolicyBench generator (Python's ``random.Random``
-seeded with ``seed + episode_id``), so its published seed-0 episodes are reproduced exactly:
+seeded with ``seed + episode_id``), so the streams match its published seed-0 episodes. The
+tests check the start of the first published episode and the mean optima over all ten.
+The draws, in order:
 
 1. one ``randint(2, max_params)`` per endpoint for its initial parameter count;
 2. per step, the endpoint: in the redundancy modes (from the second step on) one ``random()``
