@@ -32,7 +32,7 @@ def greedy_assign(
     Experts are sorted by ``p_e - g_e`` (``key="difference"``, the largest saving from the GPU
     first) or by ``p_e / g_e`` (``key="ratio"``), ties broken by lower ``ids`` (by position
     when ``ids`` is None). Starting from everything on the CPU, the rule moves experts to the
-    GPU in that order and returns the prefix with the smallest ``max(GPU load, CPU load)``;
+    GPU in that order and returns the prefix with the smallest ``max(GPU load, CPU load)``.
     ``stop="first_crossing"`` considers prefixes only up to the first one where the GPU load
     reaches the CPU load. With a ``slot_limit``, uncached experts beyond the first
     ``slot_limit`` in the order are skipped.

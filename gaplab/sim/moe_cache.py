@@ -38,7 +38,7 @@ logger = logging.getLogger(__name__)
 class CachePolicy(ABC):
     """A fixed-size expert cache per layer.
 
-    ``resident`` has shape ``(layers, experts)``; each row holds exactly ``capacity`` True
+    ``resident`` has shape ``(layers, experts)``; each row has exactly ``capacity`` True
     entries. :meth:`observe` is called once per layer and step after routing is known.
     """
 
@@ -76,7 +76,7 @@ class CachePolicy(ABC):
     def observe(self, layer: int, workload: np.ndarray, copied: np.ndarray) -> np.ndarray:
         """Update layer ``layer`` after a step.
 
-        ``workload`` holds the tokens per expert of this step and ``copied`` flags the
+        ``workload`` is the tokens per expert of this step and ``copied`` flags the
         non-resident experts whose weights were copied to the GPU during the step (admitting
         them costs no further transfer). Returns a boolean mask of experts that became
         resident.

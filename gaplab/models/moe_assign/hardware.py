@@ -8,9 +8,9 @@ place of the lookup tables a warm-up profiling pass would produce):
 - GPU: ``T_gpu(w) = a_g + b_g w`` with the same terms for the GPU's memory and tensor cores;
 - copy: ``t_trans`` = expert bytes / effective pinned PCIe bandwidth + a fixed latency ``tau0``.
 
-The machine is the one the DALI paper (arXiv:2602.03495) evaluates on: an AMD EPYC 7532
-(32 cores), DDR4 at about 50 GB/s, and an RTX 3090 on PCIe 4.0 x16 (32 GB/s nominal, about
-25 GB/s effective with pinned memory). Flop rates are estimates, marked below.
+The machine is a local PC of the class used to evaluate workload-aware MoE offloading: an
+AMD EPYC 7532 (32 cores), DDR4 at about 50 GB/s, and an RTX 3090 on PCIe 4.0 x16 (32 GB/s
+nominal, about 25 GB/s effective with pinned memory). Flop rates are estimates, marked below.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ class ModelShape:
     """The MoE structure of one language model.
 
     ``hidden_size`` and ``expert_intermediate_size`` size one routed expert, a gated MLP with
-    three projection matrices (gate, up, down), so it holds ``3 * hidden * intermediate``
+    three projection matrices (gate, up, down), so it contains ``3 * hidden * intermediate``
     parameters.
     """
 
@@ -64,8 +64,8 @@ class ModelShape:
         return self.expert_params * self.bytes_per_param
 
 
-# Layer, expert and top-k counts as listed in the DALI paper's model table; hidden and
-# intermediate sizes are those of the published model configurations.
+# Layer, routed-expert, top-k and shared-expert counts of the three models, with hidden and
+# expert intermediate sizes from their published configurations.
 SHAPES: dict[str, ModelShape] = {
     "mixtral-8x7b": ModelShape(
         "mixtral-8x7b",

@@ -69,7 +69,7 @@ def load_popularity(path: str | Path, shape: str = "mixtral-8x7b") -> Popularity
         When ``path`` does not exist.
     ValueError
         When the JSON is malformed, lacks ``expert_popularity``, has a matrix of another shape
-        than (layers, experts) of ``shape``, holds negative or fractional counts, or has rows
+        than (layers, experts) of ``shape``, contains negative or fractional counts, or has rows
         with different sums.
     """
     path = Path(path)

@@ -130,6 +130,7 @@ class Instance:
                 f"expert id {int(values[counts > 1][0])} appears twice; list each activated "
                 "expert once with its total workload"
             )
+
         w = self.workload
         if not np.all(np.isfinite(w)):
             raise ValueError("workload contains NaN or infinite values; give token counts")
@@ -146,6 +147,7 @@ class Instance:
             )
         if not np.all(w == np.round(w)):
             raise ValueError("workload must hold whole token counts, got fractional values")
+
         if self.slot_limit is not None and int(self.slot_limit) < 0:
             raise ValueError(
                 f"slot_limit must be a non-negative number of experts or None, "

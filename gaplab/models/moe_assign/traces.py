@@ -132,7 +132,7 @@ class GateModel:
     ) -> np.ndarray:
         """Propagate gate inputs of shape ``(tokens, dim)`` through the layers.
 
-        ``noise`` holds the standard normal innovations of layers 1 to ``layers - 1``, shape
+        ``noise`` contains the standard normal innovations of layers 1 to ``layers - 1``, shape
         ``(layers - 1, tokens, dim)``; they are drawn from ``rng`` when omitted. Returns shape
         ``(layers, tokens, dim)``.
         """

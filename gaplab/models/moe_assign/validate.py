@@ -16,7 +16,7 @@ MS_PER_S = 1e3
 
 @dataclass(frozen=True, eq=False)
 class Assignment:
-    """Where each activated expert runs: ``on_gpu[i]`` for the expert ``experts[i]``."""
+    """The device of each activated expert: ``on_gpu[i]`` for the expert ``experts[i]``."""
 
     experts: np.ndarray
     """Expert ids, in the instance's order."""
