@@ -179,6 +179,6 @@ def extras(instance: Instance, out_dir: Path | None, quick: bool) -> list[dict[s
             }
         )
     if out_dir is not None:
-        name = f"write-policy-{instance.name}-{instance.track}-utility.png"
+        name = f"write-policy-{instance.label}-utility.png"
         plot_utility(rows, Path(out_dir) / name, f"{instance.name} ({instance.track})")
     return out

@@ -146,8 +146,8 @@ class Instance:
 
     @property
     def label(self) -> str:
-        """Name, budget and track, for example ``default-s0-e0@4KiB/unprivileged``."""
-        return f"{self.name}@{budget_label(self.budget_bytes)}/{self.track}"
+        """Name, budget and track, for example ``default-s0-e0-4KiB-unprivileged``."""
+        return f"{self.name}-{budget_label(self.budget_bytes)}-{self.track}"
 
     @property
     def num_steps(self) -> int:
