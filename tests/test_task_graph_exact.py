@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from gaplab.heuristics.task_graph import BASES, last_k, place_heft
 from gaplab.models.task_graph import (
@@ -18,7 +20,7 @@ from gaplab.models.task_graph import (
     validate,
 )
 from gaplab.models.task_graph.exact import solve_window
-from gaplab.models.task_graph.generators import adversarial, generate_sized
+from gaplab.models.task_graph.generators import adversarial, generate_sized, stream
 from gaplab.models.task_graph.metrics import jain_index
 from gaplab.models.task_graph.planning import Plan
 from gaplab.solvers import SolveOptions, Termination
@@ -160,3 +162,20 @@ def test_milp_last_k_needs_no_fallback(seed):
     schedule = milp_last_k(instance, 1, window_time_limit=10)
     assert schedule.info["fallbacks"] == 0
     assert validate(instance, schedule) == []
+
+
+@settings(max_examples=30, deadline=None)
+@given(
+    seed=st.integers(0, 10_000),
+    graphs=st.integers(1, 2),
+    tasks=st.integers(1, 3),
+    nodes=st.integers(1, 3),
+)
+def test_brute_force_below_every_heuristic(seed, graphs, tasks, nodes):
+    instance = stream(seed, graphs=graphs, tasks=tasks, nodes=nodes, mean_gap=1.0)
+    optimum, schedule = brute_force(instance)
+    assert validate(instance, schedule) == []
+    assert optimum >= makespan_lower_bound(instance) - 1e-9
+    for base in BASES:
+        for k in (1, None):
+            assert optimum <= last_k(instance, base, k).makespan(instance) + 1e-9
