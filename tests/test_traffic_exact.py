@@ -18,6 +18,7 @@ from gaplab.models.traffic import (
     solve_exact,
     symmetric_instance,
 )
+from gaplab.models.traffic.certificate import lower_bound
 from gaplab.models.traffic.delay import node_marginal, source_delay, utilization
 from gaplab.solvers import SolveOptions, get_backend
 from gaplab.solvers.registry import UnknownBackendError
@@ -188,3 +189,13 @@ def test_more_node_capacity_never_hurts(seed: int, node: int, factor: float) -> 
     _, more = solve_direct(bigger)
     assert base is not None and more is not None
     assert objective(bigger, more.flows) <= objective(inst, base.flows) * (1 + 1e-9)
+
+
+def test_lower_bound_brackets_optimum(optimum: np.ndarray) -> None:
+    inst = pubsub_instance()
+    equal = np.repeat(inst.rates[:, None] / 3, 3, axis=1)
+    assert lower_bound(inst, equal) <= F_STAR <= objective(inst, equal)
+    assert lower_bound(inst, optimum) == pytest.approx(F_STAR, rel=1e-12)
+    result, _ = solve_direct(inst)
+    assert result.gap is not None
+    assert result.gap <= 1e-12

@@ -162,3 +162,26 @@ def certify(
     else:
         residuals["objective_gap"] = None
     return Certificate(residuals=residuals, tolerances=limits, alpha=alpha)
+
+
+def lower_bound(instance: Instance, flows: np.ndarray) -> float:
+    """Return a lower bound on ``F*`` from a feasible split, by convexity (Frank-Wolfe gap).
+
+    For every feasible ``y``, ``F(y) >= F(x) + sum_ij M_ij (y_ij - x_ij)``, and the right side
+    is smallest when each source sends everything over its cheapest route, so
+    ``F* >= F(x) - sum_ij x_ij (M_ij - min_j M_ij)``. Returns ``-inf`` when ``x`` is outside
+    the domain.
+    """
+    x = np.asarray(flows, dtype=float)
+    value = objective(instance, x)
+    if not np.isfinite(value) or x.min() < 0:
+        return float("-inf")
+    route = np.where(
+        instance.links,
+        access_marginal(instance, x) + node_marginal(instance, x.sum(axis=0))[None, :],
+        np.inf,
+    )
+    if not np.all(np.isfinite(route[instance.links])):
+        return float("-inf")
+    excess = np.where(instance.links, route - route.min(axis=1, keepdims=True), 0.0)
+    return value - float((x * excess).sum())

@@ -24,6 +24,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from gaplab.models.traffic.build import build, flows_from_values
+from gaplab.models.traffic.certificate import lower_bound
 from gaplab.models.traffic.delay import Allocation, objective
 from gaplab.models.traffic.feasibility import check_feasible
 from gaplab.models.traffic.instance import Instance
@@ -123,10 +124,12 @@ def solve_direct(
     if refine:
         x = polish(instance, x)
     result.objective = objective(instance, x)
-    result.bound = float(problem.value) if status == "optimal" else None
-    # NOTE: Clarabel's objective is a bound only up to its gap tolerance (1e-10 relative).
-    if result.bound is not None:
-        result.bound = min(result.bound, result.objective)
+    # Clarabel's dual value is a bound only up to its tolerances; the convexity bound of the
+    # returned split is exact. It also certifies points Clarabel calls inaccurate.
+    result.bound = lower_bound(instance, x)
+    gap = result.gap
+    if result.termination == Termination.LOCALLY_SOLVED and gap is not None and gap <= 1e-9:
+        result.termination = Termination.OPTIMAL
     result.solution_status = SolutionStatus.FEASIBLE_POINT
     return result, Allocation(x, "exact:cvxpy-direct", {"raw_status": status})
 
