@@ -19,9 +19,10 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import numpy as np
+import pandas as pd
 import scipy.sparse as sp
 
-from gaplab.modeling.compiled import CompiledModel
+from gaplab.modeling.compiled import Block, CompiledModel
 from gaplab.modeling.convex import ConvexTerm
 from gaplab.solvers._convex_domain import argument_ranges, check_domains
 from gaplab.solvers.result import Result, SolutionStatus, SolveOptions, Termination
@@ -428,4 +429,24 @@ def _master(model: CompiledModel, elements: _Elements, cuts: _Cuts) -> CompiledM
         integrality=np.concatenate([model.integrality, np.zeros(count, dtype=np.int8)]),
         objective=np.concatenate([model.objective, elements.weight]),
         offset=model.offset,
+        variables=_blocks(model.variables, n, [("convex_epigraph", count)], "continuous"),
+        constraints=_blocks(
+            model.constraints,
+            model.num_rows,
+            [("convex_argument_limits", count), ("tangent_cuts", rhs.size)],
+            "linear",
+        ),
     )
+
+
+def _blocks(
+    original: tuple[Block, ...], size: int, added: list[tuple[str, int]], kind: str
+) -> tuple[Block, ...]:
+    """The model's blocks followed by the master's own, so that labels and the IIS still work."""
+    covered = sum(block.size for block in original) == size
+    blocks = list(original) if covered else [Block("model", 0, size, pd.RangeIndex(size), kind)]
+    start = size
+    for name, count in added:
+        blocks.append(Block(name, start, start + count, pd.RangeIndex(count), kind))
+        start += count
+    return tuple(blocks)
