@@ -19,7 +19,7 @@ import pandas as pd
 
 from gaplab.heuristics.llm_fluid import make_policy
 from gaplab.models.llm_fluid.compare import policy_table
-from gaplab.models.llm_fluid.instance import paper_instance
+from gaplab.models.llm_fluid.instance import two_class_instance
 from gaplab.models.llm_fluid.solve import solve_fluid
 from gaplab.sim.llm_fluid import simulate
 
@@ -35,8 +35,12 @@ def machine() -> str:
 
 
 def throughput(horizon: float) -> pd.DataFrame:
-    """Time gate-and-route runs at several n; events exclude thinning rejections."""
-    instance = paper_instance()
+    """Time gate-and-route runs at several n; events exclude thinning rejections.
+
+    Throughput is events per processor second of this process (one core), which stays
+    meaningful when other jobs share the machine; wall seconds are shown beside it.
+    """
+    instance = two_class_instance()
     policy, _ = make_policy("GG-SP", instance)
     rows = []
     for n in (50, 200, 500):
@@ -45,8 +49,9 @@ def throughput(horizon: float) -> pd.DataFrame:
             {
                 "gpus": n,
                 "events": sim.events,
-                "seconds": sim.seconds,
-                "events_per_second": sim.events_per_second,
+                "wall_seconds": sim.seconds,
+                "cpu_seconds": sim.cpu_seconds,
+                "events_per_cpu_second": sim.events_per_second,
             }
         )
     return pd.DataFrame(rows)
@@ -54,8 +59,8 @@ def throughput(horizon: float) -> pd.DataFrame:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--horizon", type=float, default=600.0, help="simulated seconds per run")
-    parser.add_argument("--seeds", type=int, default=3, help="seeds per policy at n = 500")
+    parser.add_argument("--horizon", type=float, default=400.0, help="simulated seconds per run")
+    parser.add_argument("--seeds", type=int, default=2, help="seeds per policy at n = 500")
     parser.add_argument("--quick", action="store_true", help="horizon 150 s and one seed")
     args = parser.parse_args()
     horizon = 150.0 if args.quick else args.horizon
@@ -63,7 +68,7 @@ def main() -> None:
 
     pd.set_option("display.width", 140)
     print(f"machine: {machine()}")
-    instance = paper_instance()
+    instance = two_class_instance()
     for pricing in ("bundled", "separate"):
         result, plan = solve_fluid(instance, pricing)
         milliseconds = result.solve_seconds * 1e3
@@ -72,9 +77,12 @@ def main() -> None:
     rates = throughput(min(horizon, 300.0))
     print("\nsimulator throughput, gate-and-route on the two-class instance (one core):")
     print(rates.to_string(index=False, float_format=lambda v: f"{v:,.2f}"))
-    best = rates["events_per_second"].max()
+    best = rates["events_per_cpu_second"].max()
     verdict = "meets" if best >= TARGET_EVENTS_PER_SECOND else "misses"
-    print(f"best {best:,.0f} events/s {verdict} the target of {TARGET_EVENTS_PER_SECOND:,}")
+    print(
+        f"best {best:,.0f} events per CPU second {verdict} the target of "
+        f"{TARGET_EVENTS_PER_SECOND:,}"
+    )
 
     started = time.perf_counter()
     tables = [policy_table(instance, gpus=(500,), horizon=horizon, seed=s) for s in range(seeds)]

@@ -23,7 +23,7 @@ from gaplab.models.llm_fluid.instance import (
     dump,
     generate,
     load,
-    paper_instance,
+    two_class_instance,
 )
 from gaplab.models.llm_fluid.solution import admission, evaluate, revenue, validate
 from gaplab.models.llm_fluid.solve import solve_fluid, sweep
@@ -38,7 +38,7 @@ SHIPPED = Path(__file__).resolve().parents[1] / "data" / "llm-fluid" / "two-clas
 
 @pytest.fixture(scope="module")
 def inst() -> Instance:
-    return paper_instance()
+    return two_class_instance()
 
 
 @pytest.fixture(scope="module")
@@ -58,7 +58,7 @@ def separate(inst):
 # ---------------------------------------------------------------- instance
 
 
-def test_derived_rates_match_note(inst):
+def test_derived_rates_pinned(inst):
     assert inst.tau == pytest.approx(0.033272, rel=1e-6)
     assert inst.solo_speedup == pytest.approx(1.5122, rel=1e-4)
     assert inst.mu_prefill == pytest.approx([25.6472, 2.56472], rel=1e-5)
@@ -68,8 +68,8 @@ def test_derived_rates_match_note(inst):
     assert inst.mu_solo / inst.mu_mixed == pytest.approx([inst.solo_speedup] * 2)
 
 
-def test_shipped_json_is_the_note_instance():
-    assert load(SHIPPED) == paper_instance(100)
+def test_shipped_json_is_two_class():
+    assert load(SHIPPED) == two_class_instance(100)
 
 
 def test_json_round_trip(tmp_path):

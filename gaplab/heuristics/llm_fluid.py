@@ -11,7 +11,7 @@ prefill slot, F = prefill-first use of freed slots), SP / WSP = with / without s
 - ``GG-SP`` gate-and-route (bundled LP targets);
 - ``GG-SP-hold`` gate-and-route that starts no prefill while a decode waits for a slot. This
   is a design choice (one reading of "waiting decodes take free solo slots before any new
-  prefill starts"); it keeps the decode buffer near empty, as the published runs report;
+  prefill starts"); it keeps the decode buffer near empty;
 - ``PR-SP`` prioritize-and-route for separate pricing (largest D_i / P_i first, LP-S partition);
 - ``SLI-GG`` gate plus randomized router on the service-level LP (solo share from y*);
 - ``FI-WSP`` FCFS admission, decode in the prefill slot, no partition (Sarathi-Serve style);

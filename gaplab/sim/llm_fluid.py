@@ -9,8 +9,8 @@ draws one event at a time from the total rate (Gillespie's direct method):
 - prefill completions at rate ``mu_p,i`` per prefill in service;
 - decode completions at rate ``mu_m,i`` on a GPU that runs a prefill and ``mu_s,i`` on one that
   does not. Decodes on GPUs that can switch mode are drawn at the faster of the two rates and
-  accepted with probability (rate of the GPU's current mode) / (faster rate), which is exact
-  thinning and spares moving streams between lists at every mode switch.
+  accepted with probability (rate of the GPU's current mode) / (faster rate). This thinning is
+  exact, and it spares moving streams between lists at every mode switch.
 
 GPUs that never prefill (the solo group of a static partition) are one pool of identical slots,
 so only their per-class counts are kept. Queues keep FCFS order through arrival sequence numbers.
@@ -57,6 +57,9 @@ class SimResult:
         State-changing events simulated (thinning rejections excluded).
     seconds
         Wall-clock time of the run.
+    cpu_seconds
+        Processor time of the run in this process; throughput is measured against it, so that
+        other load on the machine does not count.
     partition
         M, GPUs with a reserved prefill slot (n without a partition).
     times
@@ -81,6 +84,7 @@ class SimResult:
     pricing: str
     events: int
     seconds: float
+    cpu_seconds: float
     partition: int
     times: np.ndarray
     series: dict[str, np.ndarray]
@@ -89,7 +93,8 @@ class SimResult:
 
     @property
     def events_per_second(self) -> float:
-        return self.events / self.seconds if self.seconds > 0 else float("nan")
+        """Events per processor second (one core)."""
+        return self.events / self.cpu_seconds if self.cpu_seconds > 0 else float("nan")
 
     def means(self) -> dict[str, np.ndarray]:
         """Return the time averages after the warm-up of every series, per GPU and class."""
@@ -153,8 +158,8 @@ def simulate(
         Check every capacity rule after each event (slow; for tests).
     start
         Initial state per GPU and class: ``x`` (prefills in service), ``y`` (decode streams)
-        and ``q_p`` (waiting requests), for example an LP plan; rounded to whole requests and
-        cut to capacity. Starting near the steady state shortens the transient that the
+        and ``q_p`` (waiting requests), for example an LP plan. Counts are rounded to whole
+        requests and cut to capacity. Starting near the steady state shortens the transient that the
         warm-up has to absorb. ``None`` starts from an empty system.
 
     Returns
@@ -188,7 +193,9 @@ def simulate(
     if start is not None:
         engine.fill(start)
     started = time.perf_counter()
+    cpu_started = time.process_time()
     times, snapshots, revenue_at = engine.run(horizon, samples)
+    cpu_seconds = time.process_time() - cpu_started
     seconds = time.perf_counter() - started
 
     keep = times >= warmup
@@ -219,6 +226,7 @@ def simulate(
         pricing=pricing,
         events=engine.events,
         seconds=seconds,
+        cpu_seconds=cpu_seconds,
         partition=engine.tracked,
         times=times,
         series=series,

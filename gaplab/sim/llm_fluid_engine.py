@@ -156,17 +156,20 @@ class Engine:
             return -1
         queues = self.prefill_queue
         admission = self.policy.admission
+
         if admission == "fcfs":
             best, head = -1, None
             for i in range(self.size):
                 if queues[i] and (head is None or queues[i][0] < head):
                     best, head = i, queues[i][0]
             return best
+
         if admission == "priority":
             for i in self.policy.priority:
                 if queues[i]:
                     return i
             return -1
+
         # Gate: lowest relative occupancy (X_i - n x_i*) / x_i*, ties to the longer queue
         # above its target. Classes with x_i* = 0 are never admitted.
         best, best_key = -1, (math.inf, 0.0)
@@ -179,6 +182,7 @@ class Engine:
             )
             if key < best_key:
                 best, best_key = i, key
+
         if best >= 0 and not self.policy.partition and self.in_prefill[best] >= self.target[best]:
             # Without a partition the gate is the only limit on prefills: it admits a class
             # only while its occupancy is below target.
@@ -477,8 +481,8 @@ class Engine:
         self.violations.extend(problems[: 10 - len(self.violations)])
 
     def run(self, horizon: float, samples: int) -> tuple[np.ndarray, list, np.ndarray]:
-        rng = self.rng
-        uniform = rng.random
+        """Simulate until ``horizon``; return sample times, state snapshots and revenue so far."""
+        uniform = self.rng.random
         log = math.log
         arrival = self.arrival
         last_class = len(arrival) - 1
@@ -489,6 +493,7 @@ class Engine:
         snapshots: list[tuple[np.ndarray, ...]] = []
         revenue_at: list[float] = []
         now = 0.0
+
         while True:
             total = (
                 total_arrival
@@ -497,7 +502,8 @@ class Engine:
                 + self.rate_tracked
                 + self.rate_solo
             )
-            now -= log(1.0 - uniform()) / total  # exponential holding time
+            # Exponential holding time; with no arrivals and an empty system nothing changes.
+            now = now - log(1.0 - uniform()) / total if total > 0 else math.inf
             while now >= next_sample and next_sample <= horizon + 1e-9:
                 times.append(next_sample)
                 snapshots.append(self._snapshot())
@@ -507,6 +513,7 @@ class Engine:
                 next_sample += step
             if now > horizon:
                 break
+
             self.events += 1
             u = uniform() * total
             if u < total_arrival:
@@ -529,6 +536,7 @@ class Engine:
                             self._finish_decode_tracked(u)
                         else:
                             self._finish_decode_solo(u - self.rate_tracked)
+
             if self.check:
                 self._check_capacity(now)
         return np.array(times), snapshots, np.array(revenue_at)

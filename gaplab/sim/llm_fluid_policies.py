@@ -16,7 +16,7 @@ A policy is a combination of four mechanisms, so the simulator needs no callback
 - ``decode_first``: a freed slot serves a waiting decode before a new prefill (only matters
   without a partition, where slots are shared).
 - ``hold_prefills``: no prefill starts while a decode waits in a buffer. This is a design choice
-  for an ablation, not part of gate-and-route as published.
+  for an ablation, not part of gate-and-route as defined by its authors.
 """
 
 from __future__ import annotations

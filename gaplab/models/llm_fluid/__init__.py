@@ -21,7 +21,14 @@ from typing import Any
 
 from gaplab.models.llm_fluid.checks import evaluate, validate
 from gaplab.models.llm_fluid.importers import classes_from_trace, instance_from_profile
-from gaplab.models.llm_fluid.instance import SIZES, Instance, dump, generate, load, paper_instance
+from gaplab.models.llm_fluid.instance import (
+    SIZES,
+    Instance,
+    dump,
+    generate,
+    load,
+    two_class_instance,
+)
 from gaplab.models.llm_fluid.solution import FluidPlan, admission
 from gaplab.models.llm_fluid.solve import bundled, separate, solve_fluid, sweep, with_service_levels
 from gaplab.models.registry import ModelSpec, SuiteInstance, register
@@ -97,7 +104,7 @@ __all__ = [
     "generate",
     "instance_from_profile",
     "load",
-    "paper_instance",
+    "two_class_instance",
     "solve_fluid",
     "sweep",
 ]

@@ -35,8 +35,8 @@ class FluidModel:
     y_s: Variable
     q_p: Variable
     q_d: Variable
-    tpot_scale: Variable | None = None
-    """Epigraph variable of the TPOT penalty (seconds), when that penalty is active."""
+    tpot_value: Variable | None = None
+    """Epigraph variable of the average time per output token (seconds), with a TPOT penalty."""
 
 
 def _class_series(instance: Instance, values: np.ndarray) -> pd.Series:
@@ -211,7 +211,7 @@ def _add_service_levels(
             "tpot_tangent",
             s.expand(cuts) - prefilling.expand(cuts) * slopes >= values - slopes * np.array(points),
         )
-        fluid.tpot_scale = s
+        fluid.tpot_value = s
         term = s * levels.tpot_weight
         penalty = term if penalty is None else penalty + term
     return penalty

@@ -17,7 +17,7 @@ import pandas as pd
 from gaplab.heuristics.llm_fluid import POLICY_NAMES, make_policy, plan_start
 from gaplab.models.llm_fluid.build import tpot_ratio
 from gaplab.models.llm_fluid.importers import classes_from_trace, instance_from_profile
-from gaplab.models.llm_fluid.instance import Instance, generate, load, paper_instance
+from gaplab.models.llm_fluid.instance import Instance, generate, load, two_class_instance
 from gaplab.models.llm_fluid.solution import FluidPlan
 from gaplab.models.llm_fluid.solve import solve_fluid, sweep
 from gaplab.models.registry import SuiteInstance
@@ -64,7 +64,7 @@ def suite(quick: bool, data_dir: Path | None) -> list[SuiteInstance]:
     """Return the default instances: the shipped two-class instance, a generated one, and with
     ``data_dir`` the Azure code trace in 3 classes and the two-class instance with GPU constants
     fitted to the vidur H100 profile."""
-    shipped = load(SHIPPED) if SHIPPED.is_file() else paper_instance()
+    shipped = load(SHIPPED) if SHIPPED.is_file() else two_class_instance()
     instances = [SuiteInstance("two-class", shipped, "shipped")]
     if not quick and data_dir is None:
         instances.append(

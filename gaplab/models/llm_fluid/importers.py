@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 from scipy.cluster.vq import kmeans2
 
-from gaplab.models.llm_fluid.instance import Instance, InstanceError, paper_instance
+from gaplab.models.llm_fluid.instance import Instance, InstanceError, two_class_instance
 
 logger = logging.getLogger(__name__)
 
@@ -91,7 +91,7 @@ def classes_from_trace(
     """Build request classes from an Azure-format trace by k-means on (log P, log D).
 
     Each class gets the mean prompt and output lengths of its cluster and the arrival rate
-    ``count / (duration * gpus)`` per GPU, so a cluster of ``gpus`` GPUs sees the trace's own
+    ``count / (duration * gpus)`` per GPU, so a cluster of ``gpus`` GPUs receives the trace's own
     request rate. Patience is not in the data; every class gets ``patience_rate``. GPU constants
     and prices come from ``base`` (the two-class instance's Qwen-8B constants by default).
     """
@@ -113,7 +113,7 @@ def classes_from_trace(
     )
     logger.info("trace %s: %d requests over %.0f s in %d classes", path, len(trace), duration, k)
 
-    base = base or paper_instance()
+    base = base or two_class_instance()
     return replace(
         base,
         name=f"{Path(path).stem}-k{k}",
@@ -235,7 +235,7 @@ def fit_profile(path: Path, *, layers: int = 32, tensor_parallel: int = 1) -> Pr
 def instance_from_profile(path: Path, base: Instance | None = None) -> Instance:
     """Return ``base`` (default: the two-class instance) with alpha, beta, gamma from a profile."""
     fit = fit_profile(path)
-    base = base or paper_instance()
+    base = base or two_class_instance()
     if fit.alpha <= 0:
         raise InstanceError(
             f"profile {path}: fitted alpha = {fit.alpha:.4g} s is not positive, so the mixed "

@@ -306,8 +306,8 @@ def dump(instance: Instance, path: Path) -> None:
     write_json_atomic(Path(path), instance.to_dict())
 
 
-def paper_instance(gpus: int = 100) -> Instance:
-    """Return the two-class convergence instance of the design note (Qwen-8B constants).
+def two_class_instance(gpus: int = 100) -> Instance:
+    """Return the two-class reference instance with Qwen-8B constants.
 
     Class ``decode-heavy`` (P = 300, D = 1000) and class ``prefill-heavy`` (P = 3000,
     D = 400), 0.5 requests per second per GPU each, patience rate 0.1 1/s, B = 16, C = 256.

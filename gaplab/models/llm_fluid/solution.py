@@ -19,10 +19,10 @@ TOLERANCE = 1e-6
 class Duals:
     """Shadow prices of the LP rows (revenue per GPU per second per unit of the row).
 
-    ``prefill_capacity``, ``mixed_slots`` and ``solo_slots`` are the multipliers named alpha,
-    beta and delta in the model note; ``prefill_balance`` is phi_i (value of one more class-i
-    arrival per second per GPU) and ``decode_value`` is eta_i, the value of one finished
-    prefill of class i (the negated dual of the decode balance row).
+    ``prefill_capacity``, ``mixed_slots`` and ``solo_slots`` are the multipliers often written
+    alpha, beta and delta. ``prefill_balance`` is phi_i, the value of one more class-i arrival
+    per second per GPU. ``decode_value`` is eta_i, the value of one finished class-i prefill
+    (the negated dual of the decode balance row).
     """
 
     prefill_capacity: float
