@@ -365,3 +365,49 @@ def test_registered_heuristics_match_module() -> None:
     inst = mixtral_layer()
     for name in HEURISTIC_NAMES:
         assert SPEC.heuristics[name](inst).on_gpu.tolist() == HEURISTICS[name](inst).on_gpu.tolist()
+
+
+@settings(max_examples=40, deadline=None)
+@given(layers(max_experts=12, slots=True))
+def test_overlap_milp_equals_brute_force(inst: Instance) -> None:
+    overlapped = inst.replace(copy_overlap=True)
+    result, solution = solve_milp(overlapped, "highs", SolveOptions(time_limit=20))
+    assert solution is not None
+    assert validate(overlapped, solution) == []
+    best, _ = brute_force(overlapped)
+    assert evaluate(overlapped, solution) == pytest.approx(best * 1e3, rel=1e-7, abs=1e-9)
+    assert result.objective == pytest.approx(best * 1e3, rel=1e-6, abs=1e-8)
+
+
+@settings(max_examples=40, deadline=None)
+@given(layers(max_experts=10))
+def test_overlap_bound_chain(inst: Instance) -> None:
+    overlapped = inst.replace(copy_overlap=True)
+    optimum, _ = brute_force(overlapped)
+    z_greedy = layer_time(overlapped, greedy(overlapped).on_gpu)
+    assert lp_bound(overlapped) <= optimum * (1 + 1e-7) + 1e-9
+    assert optimum <= z_greedy * (1 + TOL) + TOL
+    assert z_greedy <= layer_time(overlapped, all_cpu(overlapped).on_gpu) * (1 + TOL) + TOL
+    # Overlap never makes a schedule slower than the serialized stream.
+    assert optimum <= brute_force(inst)[0] * (1 + TOL) + TOL
+
+
+def test_overlap_layer_time_pinned() -> None:
+    costs = cost_model("mixtral-8x7b")
+    inst = Instance.create(
+        [0, 1, 2], [4, 4, 4], [True, False, False], costs=costs, num_experts=8, copy_overlap=True
+    )
+    x = np.array([True, True, True])
+    kernels = 3 * costs.gpu_time(4)
+    copies = 2 * costs.transfer_s
+    assert layer_time(inst, x) == pytest.approx(max(copies, kernels + costs.transfer_s))
+
+
+def test_overlap_round_trips_json() -> None:
+    inst = mixtral_layer(copy_overlap=True)
+    assert Instance.from_json(inst.to_json()).copy_overlap is True
+
+
+def test_closed_form_lp_rejects_overlap() -> None:
+    with pytest.raises(ValueError, match="overlaps copies"):
+        lp_relaxation(mixtral_layer(copy_overlap=True))

@@ -26,6 +26,7 @@ def greedy_assign(
     slot_limit: int | None = None,
     gpu_base: float = 0.0,
     ids: np.ndarray | None = None,
+    copy_s: np.ndarray | None = None,
 ) -> tuple[np.ndarray, float]:
     """Assign experts greedily: move them to the GPU in key order, keep the best prefix.
 
@@ -54,6 +55,10 @@ def greedy_assign(
         Fixed GPU time added to the GPU side (shared experts).
     ids
         Expert ids for tie-breaking.
+    copy_s
+        Copy time of each expert (0 when cached) when a copy engine overlaps copies with
+        kernels; the GPU load of a prefix is then the larger of its copy total and
+        ``gpu_base`` + its kernel total + its longest copy. None for one serialized stream.
 
     Returns
     -------
@@ -79,7 +84,13 @@ def greedy_assign(
         order = order[allowed]
 
     total_cpu = float(p.sum())
-    gpu_load = gpu_base + np.cumsum(g[order])
+    if copy_s is None:
+        gpu_load = gpu_base + np.cumsum(g[order])
+    else:
+        copies = np.asarray(copy_s, dtype=float)[order]
+        kernels = g[order] - copies
+        compute = gpu_base + np.cumsum(kernels) + np.maximum.accumulate(copies)
+        gpu_load = np.maximum(np.cumsum(copies), compute)
     cpu_load = total_cpu - np.cumsum(p[order])
     prefix_time = np.maximum(gpu_load, cpu_load)
     if stop == "first_crossing":
@@ -110,6 +121,9 @@ def _tie_ids(instance: Instance) -> np.ndarray | None:
 
 
 def _greedy(instance: Instance, key: str, stop: str, method: str) -> Assignment:
+    copy_s = None
+    if instance.copy_overlap:
+        copy_s = np.where(instance.cached, 0.0, instance.transfer_s)
     on_gpu, _ = greedy_assign(
         instance.gpu_cost,
         instance.cpu_cost,
@@ -119,6 +133,7 @@ def _greedy(instance: Instance, key: str, stop: str, method: str) -> Assignment:
         slot_limit=instance.slot_limit,
         gpu_base=float(instance.gpu_base_s),
         ids=_tie_ids(instance),
+        copy_s=copy_s,
     )
     return Assignment.of(instance, on_gpu, method)
 

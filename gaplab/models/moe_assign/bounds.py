@@ -34,10 +34,15 @@ def ratio_order(instance: Instance) -> np.ndarray:
 def lp_relaxation(instance: Instance) -> tuple[float, np.ndarray]:
     """Return the LP relaxation's value ``z_LP`` and an optimal fractional ``x``.
 
-    Exact when ``slot_limit`` is None; with a slot limit the result is the LP without it, a
-    weaker but still valid lower bound (use :func:`~gaplab.models.moe_assign.build.build`
-    with ``relax=True`` for the tighter one).
+    Exact when ``slot_limit`` is None. With a slot limit the result is the LP without it, a
+    weaker but still valid lower bound (build with ``relax=True`` for the tighter one).
+    Raises ValueError with ``copy_overlap``, whose relaxation has no such closed form.
     """
+    if instance.copy_overlap:
+        raise ValueError(
+            f"instance {instance.name!r} overlaps copies with kernels; the sorted closed form "
+            "covers one serialized GPU stream only, so call lp_bound, which solves the LP"
+        )
     g = instance.gpu_cost
     p = instance.cpu_cost
     x = np.zeros(instance.n)
@@ -59,8 +64,20 @@ def lp_relaxation(instance: Instance) -> tuple[float, np.ndarray]:
 
 
 def lp_bound(instance: Instance) -> float:
-    """Return the LP relaxation value, a lower bound on the optimal layer time."""
-    return lp_relaxation(instance)[0]
+    """Return the LP relaxation value in seconds, a lower bound on the optimal layer time.
+
+    Uses the closed form for one serialized GPU stream; with ``copy_overlap`` it solves the
+    relaxation of the overlapped program with HiGHS.
+    """
+    if not instance.copy_overlap:
+        return lp_relaxation(instance)[0]
+    from gaplab.models.moe_assign.build import build
+    from gaplab.models.moe_assign.validate import MS_PER_S
+
+    result = build(instance, relax=True).solve("highs")
+    result.raise_for_status()
+    assert result.objective is not None
+    return result.objective / MS_PER_S
 
 
 def trivial_bound(instance: Instance) -> float:
@@ -84,6 +101,7 @@ def brute_force(instance: Instance) -> tuple[float, Assignment]:
     g = instance.gpu_cost
     p = instance.cpu_cost
     uncached = instance.uncached.astype(np.int64)
+    copy = np.where(instance.cached, 0.0, instance.transfer_s)
     total_cpu = float(p.sum())
     bits = np.arange(n)
     chunk = 1 << min(n, _CHUNK_BITS)
@@ -92,7 +110,12 @@ def brute_force(instance: Instance) -> tuple[float, Assignment]:
     for start in range(0, 1 << n, chunk):
         masks = np.arange(start, start + chunk, dtype=np.int64)
         x = ((masks[:, None] >> bits) & 1).astype(bool)
-        gpu = instance.gpu_base_s + x @ g
+        if instance.copy_overlap:
+            first = (x * copy).max(axis=1)
+            compute = instance.gpu_base_s + x @ (g - copy) + first
+            gpu = np.maximum(x @ copy, compute)
+        else:
+            gpu = instance.gpu_base_s + x @ g
         cpu = total_cpu - x @ p
         value = np.maximum(gpu, cpu)
         if instance.slot_limit is not None:

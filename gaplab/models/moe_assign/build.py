@@ -38,7 +38,23 @@ def build(instance: Instance, *, relax: bool = False) -> Model:
     z = m.continuous("z")
     g = np.asarray(instance.gpu_cost) * MS_PER_S
     p = np.asarray(instance.cpu_cost) * MS_PER_S
-    m.subject_to("gpu_time", (x * g).sum() + float(instance.gpu_base_s) * MS_PER_S <= z)
+    base = float(instance.gpu_base_s) * MS_PER_S
+    if instance.copy_overlap:
+        copy = np.where(instance.cached, 0.0, np.asarray(instance.transfer_s)) * MS_PER_S
+        kernels = g - copy
+        m.subject_to("gpu_copies", (x * copy).sum() <= z)
+        m.subject_to("gpu_kernels", (x * kernels).sum() + base <= z)
+        uncached = [int(e) for e in instance.experts[instance.uncached]]
+        if uncached:
+            # One row per uncached expert e: if e runs on the GPU, the kernels start no
+            # earlier than its copy ends, so their total plus t_trans_e bounds z.
+            first = m.index("uncached", uncached)
+            latency = copy[instance.uncached]
+            kernel_sum = (x * kernels).sum() + base
+            chosen = x.at(uncached, over=first)
+            m.subject_to("gpu_first_copy", kernel_sum + chosen * latency <= z)
+    else:
+        m.subject_to("gpu_time", (x * g).sum() + base <= z)
     m.subject_to("cpu_time", float(p.sum()) - (x * p).sum() <= z)
     if instance.slot_limit is not None:
         m.subject_to(

@@ -72,6 +72,11 @@ class Instance:
     """``B_l``: most uncached experts that may be copied to the GPU; ``None`` for no limit."""
     gpu_base_s: float = 0.0
     """GPU time every schedule pays (shared experts), added to the GPU side."""
+    copy_overlap: bool = False
+    """False: copies and kernels share one GPU stream, so the GPU side is
+    ``gpu_base + sum_e x_e g_e``. True: a copy engine runs beside the kernels, so the GPU side
+    is the larger of the copy total ``sum_e x_e (1 - c_e) t_trans`` and ``gpu_base`` plus the
+    kernels plus the longest copy among the GPU set (the kernels wait for a first copy)."""
     expert_bytes: float = 0.0
     """Bytes of one expert's weights, for PCIe traffic counts."""
     tokens: int | None = None
@@ -320,6 +325,7 @@ class Instance:
             "tokens": None if self.tokens is None else int(self.tokens),
             "slot_limit": None if self.slot_limit is None else int(self.slot_limit),
             "gpu_base_s": float(self.gpu_base_s),
+            "copy_overlap": bool(self.copy_overlap),
             "expert_bytes": float(self.expert_bytes),
             "experts": self.experts.tolist(),
             "workload": [int(v) for v in self.workload],

@@ -45,11 +45,19 @@ class Assignment:
 def loads(instance: Instance, on_gpu: ArrayLike) -> tuple[float, float]:
     """Return the (GPU load, CPU load) in seconds of a 0-1 vector over the experts.
 
-    GPU load is ``gpu_base_s + sum_e x_e g_e`` (copies and kernels serialized on one stream);
-    CPU load is ``sum_e (1 - x_e) p_e``.
+    GPU load is ``gpu_base_s + sum_e x_e g_e`` when copies and kernels share one stream, or the
+    overlapped form described at :attr:`Instance.copy_overlap`. CPU load is
+    ``sum_e (1 - x_e) p_e``.
     """
     x = np.asarray(on_gpu, dtype=bool)
-    gpu = float(instance.gpu_base_s + instance.gpu_cost[x].sum())
+    if instance.copy_overlap:
+        copies = np.where(x & instance.uncached, instance.transfer_s, 0.0)
+        kernels = instance.gpu_cost - np.where(instance.cached, 0.0, instance.transfer_s)
+        first_copy = float(copies.max()) if len(copies) else 0.0
+        compute = float(instance.gpu_base_s + kernels[x].sum()) + first_copy
+        gpu = max(float(copies.sum()), compute)
+    else:
+        gpu = float(instance.gpu_base_s + instance.gpu_cost[x].sum())
     cpu = float(instance.cpu_cost[~x].sum())
     return gpu, cpu
 
