@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import scipy.sparse as sp
+from numpy.typing import ArrayLike
 
 from gaplab.modeling import Block, CompiledModel, Model, read_model
 from gaplab.solvers import (
@@ -82,9 +83,9 @@ def relative_error(value: float | None, expected: float) -> float:
 
 def arrays_model(
     A: np.ndarray,
-    row_lower: np.ndarray,
-    row_upper: np.ndarray,
-    objective: np.ndarray,
+    row_lower: ArrayLike,
+    row_upper: ArrayLike,
+    objective: ArrayLike,
     *,
     integer: np.ndarray | None = None,
     col_upper: np.ndarray | None = None,
@@ -212,7 +213,11 @@ def test_lp_duals_agree_where_unique(data_dir: Path, file_name: str) -> None:
     unique = []
     for row in range(model.num_rows):
         left, right = one_sided_derivatives(model, row, 1e-4)
-        if np.isfinite(left) and np.isfinite(right) and abs(left - right) <= 1e-6 * max(1, abs(left)):
+        if (
+            np.isfinite(left)
+            and np.isfinite(right)
+            and abs(left - right) <= 1e-6 * max(1, abs(left))
+        ):
             unique.append(row)
     assert len(unique) > model.num_rows // 2
     reference = solve(model, "highs").row_duals
@@ -231,6 +236,7 @@ def test_lp_duals_agree_where_unique(data_dir: Path, file_name: str) -> None:
 def test_duals_follow_highs_sign(sense: str) -> None:
     model = tiny_lp(sense)
     reference = solve(model, "highs")
+    assert reference.row_duals is not None and reference.objective is not None
     for name in [*DUAL_BACKENDS, "cvxpy:SCS"]:
         result = available(name).solve(model)
         assert result.row_duals is not None, name

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import itertools
+from typing import Any
 
 import numpy as np
+import pandas as pd
 import pytest
 import scipy.sparse as sp
 
 from gaplab.modeling import CompiledModel, ConvexTerm, Model, exp, mm1, piecewise, power, square
 from gaplab.solvers import (
+    Result,
     SolveOptions,
     Termination,
     UnsupportedModelError,
@@ -24,12 +27,12 @@ ARRIVALS = 10.0
 TANGENT_BACKENDS = ["highs", "pulp:cbc", "pulp:highs", "pyomo:highs", "cvxpy:HIGHS"]
 
 
-def solve_with(name: str, model: CompiledModel, **options: object) -> object:
+def solve_with(name: str, model: CompiledModel, **options: Any) -> Result:
     backend = get_backend(name)
     state = backend.check_available()
     if not state.available:
         pytest.skip(f"{name} is not installed here: {state.detail}")
-    return backend.solve(model, SolveOptions(**options))  # type: ignore[arg-type]
+    return backend.solve(model, SolveOptions(**options))
 
 
 def queue_split(integer: bool = False) -> CompiledModel:
@@ -57,7 +60,9 @@ def test_queue_split_exact_through_cvxpy() -> None:
     result = solve_with("cvxpy:CLARABEL", queue_split())
     assert result.termination == Termination.OPTIMAL
     assert result.objective == pytest.approx(optimum, rel=1e-6)
-    np.testing.assert_allclose(result.value("rate").to_numpy(), rates, rtol=1e-4)
+    values = result.value("rate")
+    assert isinstance(values, pd.Series)
+    np.testing.assert_allclose(values.to_numpy(), rates, rtol=1e-4)
     assert result.approximation_gap is None
 
 
@@ -80,15 +85,15 @@ def test_queue_split_within_gap_through_cuts(name: str) -> None:
 def test_looser_tolerance_needs_fewer_cuts() -> None:
     loose = solve_with("highs", queue_split(), convex_tolerance=1e-2)
     tight = solve_with("highs", queue_split(), convex_tolerance=1e-8)
-    assert loose.approximation_gap is not None
-    assert tight.approximation_gap is not None
+    assert loose.approximation_gap is not None and loose.objective is not None
+    assert tight.approximation_gap is not None and tight.objective is not None
     assert loose.approximation_gap <= 1e-2 * loose.objective
     assert tight.approximation_gap <= 1e-8 * tight.objective
     assert cut_count(loose) < cut_count(tight)
 
 
-def cut_count(result: object) -> int:
-    last_line = result.log_tail.splitlines()[-1]  # type: ignore[attr-defined]
+def cut_count(result: Result) -> int:
+    last_line = result.log_tail.splitlines()[-1]
     return int(last_line.split(",")[1].split()[0])
 
 
@@ -134,9 +139,11 @@ def test_every_kind_agrees_native_and_cuts(kind: str, sense: str) -> None:
     model = every_kind(kind, sense)
     native = solve_with("cvxpy:CLARABEL", model)
     assert native.termination == Termination.OPTIMAL
+    assert native.objective is not None
     for name in ("highs", "pulp:cbc"):
         cuts = solve_with(name, model, convex_tolerance=1e-6)
         assert cuts.termination == Termination.OPTIMAL, f"{name}: {cuts.message}"
+        assert cuts.objective is not None and cuts.bound is not None, name
         scale = max(1.0, abs(native.objective))
         assert abs(cuts.objective - native.objective) <= 2e-6 * scale, name
         # The bound of the cut model never passes the true optimum.

@@ -52,8 +52,7 @@ def capture_stdout() -> Iterator[CapturedOutput]:
             yield captured
         captured.text = python_output.getvalue()
         return
-    handle = tempfile.TemporaryFile(mode="w+b", prefix="gaplab-log-")
-    try:
+    with tempfile.TemporaryFile(mode="w+b", prefix="gaplab-log-") as handle:
         os.dup2(handle.fileno(), 1)
         try:
             # Some bindings (Clarabel's, for one) print through Python's sys.stdout, which a
@@ -67,8 +66,6 @@ def capture_stdout() -> Iterator[CapturedOutput]:
             os.close(saved)
         handle.seek(0)
         captured.text = handle.read().decode("utf-8", errors="replace") + python_output.getvalue()
-    finally:
-        handle.close()
 
 
 @dataclass(frozen=True)

@@ -43,11 +43,11 @@ def _term_expression(term: ConvexTerm, u: Any) -> tuple[Any, list[Any]]:
     if term.kind == "power":
         # cvxpy's power takes one exponent, so the rows are grouped by exponent.
         exponent = np.asarray(term.params["exponent"], dtype=float)
-        value: Any = 0.0
+        powers: Any = 0.0
         for p in np.unique(exponent):
             rows = np.flatnonzero(exponent == p)
-            value = value + weight[rows] @ cp.power(u[rows], float(p))
-        return value, [u >= 0]
+            powers = powers + weight[rows] @ cp.power(u[rows], float(p))
+        return powers, [u >= 0]
     # pwl: the maximum of affine pieces, row by row.
     slopes = np.asarray(term.params["slopes"], dtype=float)
     intercepts = np.asarray(term.params["intercepts"], dtype=float)

@@ -280,8 +280,8 @@ def build_problem(model: CompiledModel, *, with_convex: bool = True) -> CvxpyMod
         convex_value, domain = convex_objective(model, times)
         objective = objective + convex_value
         constraints.extend(domain)
-    sense = cp.Maximize if model.sense == "max" else cp.Minimize
-    problem = cp.Problem(sense(objective), constraints)
+    goal = cp.Maximize(objective) if model.sense == "max" else cp.Minimize(objective)
+    problem = cp.Problem(goal, constraints)
     return CvxpyModel(
         problem,
         continuous,

@@ -167,8 +167,7 @@ class PulpBackend(Backend):
             backend=self.name,
             termination=termination,
             solution_status=solution_status_for(termination, has_point),
-            solver_version=f"{highs.versionMajor()}.{highs.versionMinor()}."
-            f"{highs.versionPatch()}",
+            solver_version=f"{highs.versionMajor()}.{highs.versionMinor()}.{highs.versionPatch()}",
             raw_status=highs.modelStatusToString(model_status),
             log_tail=tail(output.text),
         )
@@ -200,8 +199,7 @@ def build_problem(model: CompiledModel) -> tuple[Any, list[Any], list[tuple[int,
     upper = [None if not np.isfinite(v) else float(v) for v in model.col_upper]
     kinds = np.where(model.integrality.astype(bool), pulp.LpInteger, pulp.LpContinuous)
     variables = [
-        problem.add_variable(f"x{j}", lower[j], upper[j], kinds[j])
-        for j in range(model.num_cols)
+        problem.add_variable(f"x{j}", lower[j], upper[j], kinds[j]) for j in range(model.num_cols)
     ]
     with warnings.catch_warnings():
         # Variables that appear in no row and no objective term would otherwise be dropped.
@@ -229,11 +227,15 @@ def build_problem(model: CompiledModel) -> tuple[Any, list[Any], list[tuple[int,
             rows.append((i, constraint))
             continue
         if side[i] & 1:
-            constraint = pulp.LpConstraint(expr, pulp.LpConstraintGE, f"r{i}_lo", model.row_lower[i])
+            constraint = pulp.LpConstraint(
+                expr, pulp.LpConstraintGE, f"r{i}_lo", model.row_lower[i]
+            )
             problem.addConstraint(constraint)
             rows.append((i, constraint))
         if side[i] & 2:
-            constraint = pulp.LpConstraint(expr, pulp.LpConstraintLE, f"r{i}_up", model.row_upper[i])
+            constraint = pulp.LpConstraint(
+                expr, pulp.LpConstraintLE, f"r{i}_up", model.row_upper[i]
+            )
             problem.addConstraint(constraint)
             rows.append((i, constraint))
 

@@ -126,7 +126,9 @@ def build_model(model: CompiledModel) -> tuple[Any, list[Any], dict[int, Any]]:
     coefficients = A.data.tolist()
     row_lower = [None if not np.isfinite(v) else float(v) for v in model.row_lower]
     row_upper = [None if not np.isfinite(v) else float(v) for v in model.row_upper]
-    bounded = [i for i in range(model.num_rows) if row_lower[i] is not None or row_upper[i] is not None]
+    bounded = [
+        i for i in range(model.num_rows) if row_lower[i] is not None or row_upper[i] is not None
+    ]
 
     def row_rule(_: Any, i: int) -> Any:
         start, stop = indptr[i], indptr[i + 1]

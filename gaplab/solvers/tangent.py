@@ -104,7 +104,9 @@ class _Cuts:
     points: dict[int, list[float]] = dataclasses.field(default_factory=dict)
     """Tangent points so far, by element, so that no tangent is added twice."""
 
-    def add(self, element: np.ndarray, slope: np.ndarray, intercept: np.ndarray, b: np.ndarray) -> None:
+    def add(
+        self, element: np.ndarray, slope: np.ndarray, intercept: np.ndarray, b: np.ndarray
+    ) -> None:
         """Add ``t_e >= slope * u_e + intercept`` for each listed element."""
         self.element.append(element)
         self.slope.append(slope)
@@ -160,7 +162,8 @@ def solve_with_cuts(backend: Backend, model: CompiledModel, options: SolveOption
     termination = Termination.ITERATION_LIMIT
     message = ""
     rounds = 0
-    for rounds in range(1, MAX_ROUNDS + 1):
+    while rounds < MAX_ROUNDS:
+        rounds += 1
         remaining = None
         if options.time_limit is not None:
             remaining = options.time_limit - (time.perf_counter() - started)
@@ -181,9 +184,10 @@ def solve_with_cuts(backend: Backend, model: CompiledModel, options: SolveOption
         if _better(model.sense, true_value, best_true):
             best_true, best_x = true_value, x
             best_duals = None if last.row_duals is None else last.row_duals[: model.num_rows]
-        if last.bound is not None:
-            if best_bound is None or _better(model.sense, best_bound, last.bound):
-                best_bound = float(last.bound)
+        if last.bound is not None and (
+            best_bound is None or _better(model.sense, best_bound, last.bound)
+        ):
+            best_bound = float(last.bound)
         if last.termination != Termination.OPTIMAL:
             termination = last.termination
             break
@@ -223,8 +227,18 @@ def solve_with_cuts(backend: Backend, model: CompiledModel, options: SolveOption
         termination.value,
     )
     return _result(
-        backend, model, last, termination, message, best_x, best_bound, best_duals,
-        build_seconds, solve_seconds, rounds, cuts.count(),
+        backend,
+        model,
+        last,
+        termination,
+        message,
+        best_x,
+        best_bound,
+        best_duals,
+        build_seconds,
+        solve_seconds,
+        rounds,
+        cuts.count(),
     )
 
 
@@ -262,7 +276,7 @@ def _result(
         row_duals=duals if has_point and not model.is_mip else None,
         iis=last.iis if last and termination == Termination.INFEASIBLE else None,
     )
-    if has_point and bound is not None:
+    if x is not None and bound is not None:
         result.approximation_gap = abs(model.objective_value(x) - bound)
     return result
 
@@ -417,7 +431,9 @@ def _master(model: CompiledModel, elements: _Elements, cuts: _Cuts) -> CompiledM
         format="csr",
     )
     row_lower = np.concatenate([model.row_lower, elements.lower - elements.b, rhs])
-    row_upper = np.concatenate([model.row_upper, elements.upper - elements.b, np.full(rhs.size, np.inf)])
+    row_upper = np.concatenate(
+        [model.row_upper, elements.upper - elements.b, np.full(rhs.size, np.inf)]
+    )
     return CompiledModel(
         name=f"{model.name}-cuts",
         sense=model.sense,
