@@ -22,6 +22,7 @@ from gaplab.models.moe_assign.bounds import brute_force
 from gaplab.models.moe_assign.build import solve_milp
 from gaplab.models.moe_assign.hardware import cost_model, get_shape
 from gaplab.models.moe_assign.importers import (
+    hit_mass,
     instances_from_popularity,
     load_popularity,
     popularity_files,
@@ -146,6 +147,25 @@ def bench_greedy_over_optimal(quick: bool, data_dir: Path | None) -> None:
     summarize("Fiddler popularity, 7 subjects x 32 layers x batch 1/4/16/64", performance)
 
 
+def bench_static_cache(data_dir: Path | None) -> None:
+    if data_dir is None:
+        return
+    print("\n## Static cache chosen on one subject, hit mass on the other six (Mixtral)\n")
+    print("Per layer: the 2 most popular of 8 experts; shared: the 64 most popular pairs.\n")
+    print(
+        "| chosen on | per layer, own | per layer, others (mean) | shared, own | shared, others |"
+    )
+    print("|---|---|---|---|---|")
+    subjects = [load_popularity(path) for path in popularity_files(data_dir)]
+    for chosen in subjects:
+        others = [other for other in subjects if other is not chosen]
+        cells = []
+        for resident in (chosen.resident_top(2), chosen.resident_global(64)):
+            cells.append(f"{hit_mass(resident, chosen.shares):.3f}")
+            cells.append(f"{np.mean([hit_mass(resident, o.shares) for o in others]):.3f}")
+        print(f"| {chosen.subject} | " + " | ".join(cells) + " |")
+
+
 def bench_caches(quick: bool) -> None:
     print("\n## Decode hit rates with 25 % of each layer's experts cached (batch 16)\n")
     print("Every miss is copied and offered to the cache, as in GPU-only offloading.\n")
@@ -216,6 +236,7 @@ def main() -> None:
     started = time.perf_counter()
     bench_decision_time(args.quick)
     bench_greedy_over_optimal(args.quick, data_dir)
+    bench_static_cache(data_dir)
     bench_caches(args.quick)
     print(f"\nTotal {time.perf_counter() - started:.1f} s")
 

@@ -10,7 +10,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from gaplab.heuristics.moe_assign import greedy
+from gaplab.models.moe_assign.hardware import ModelShape
 from gaplab.models.moe_assign.importers import (
+    Popularity,
+    hit_mass,
     instances_from_popularity,
     load_popularity,
     popularity_files,
@@ -284,3 +287,36 @@ def test_popularity_instances_valid(data_dir) -> None:
             assert inst.cached.sum() <= 2
             assert inst.meta["subject"] == popularity.subject
             assert validate(inst, greedy(inst)) == []
+
+
+def test_static_cache_choices_pinned() -> None:
+    counts = np.array([[1, 5, 3, 1]] * 31 + [[9, 1, 0, 0]], dtype=np.int64)
+    shape = ModelShape(
+        "toy",
+        layers=32,
+        experts=4,
+        top_k=2,
+        shared_experts=0,
+        hidden_size=8,
+        expert_intermediate_size=8,
+    )
+    popularity = Popularity(counts, shape, "toy")
+    per_layer = popularity.resident_top(1)
+    assert per_layer[0].tolist() == [False, True, False, False]
+    assert per_layer[31].tolist() == [True, False, False, False]
+    shared = popularity.resident_global(32)
+    assert shared.sum() == 32
+    # Layer 31's favourite (share 0.9) beats every other layer's 0.5.
+    assert shared[31, 0]
+    assert hit_mass(per_layer, popularity.shares) == pytest.approx((31 * 0.5 + 0.9) / 32)
+
+
+def test_static_cache_transfers_across_subjects(data_dir) -> None:
+    subjects = [load_popularity(path) for path in popularity_files(data_dir)]
+    chosen = subjects[0].resident_top(2)
+    own = hit_mass(chosen, subjects[0].shares)
+    others = [hit_mass(chosen, other.shares) for other in subjects[1:]]
+    # Two of eight experts hold more than the uniform 25 % of the picks on every subject.
+    assert own > 0.25
+    assert min(others) > 0.25
+    assert own >= max(others) - 0.02

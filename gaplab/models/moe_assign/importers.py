@@ -59,6 +59,31 @@ class Popularity:
         np.put_along_axis(resident, order, True, axis=1)
         return resident
 
+    def resident_global(self, total: int) -> np.ndarray:
+        """Static cache under one budget shared by all layers: the ``total`` most popular
+        (layer, expert) pairs by share, ties to the lower layer and then the lower id.
+
+        With experts of equal size the knapsack over (layer, expert) pairs that maximizes the
+        expected hit mass ``sum pi_l,e`` is solved exactly by this pick.
+        """
+        layers, experts = self.counts.shape
+        if not 0 <= total <= layers * experts:
+            raise ValueError(f"total must lie in [0, {layers * experts}], got {total}")
+        flat = -self.shares.ravel()
+        order = np.lexsort((np.arange(flat.size), flat))[:total]
+        resident = np.zeros(flat.size, dtype=bool)
+        resident[order] = True
+        return resident.reshape(layers, experts)
+
+
+def hit_mass(resident: np.ndarray, shares: np.ndarray) -> float:
+    """Return the expected hit rate of a static cache: the resident share, averaged over layers."""
+    resident = np.asarray(resident, dtype=bool)
+    shares = np.asarray(shares, dtype=float)
+    if resident.shape != shares.shape:
+        raise ValueError(f"resident {resident.shape} and shares {shares.shape} differ in shape")
+    return float((shares * resident).sum(axis=1).mean())
+
 
 def load_popularity(path: str | Path, shape: str = "mixtral-8x7b") -> Popularity:
     """Read one popularity JSON file and check it against the model shape.
