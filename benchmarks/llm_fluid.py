@@ -4,6 +4,10 @@ Prints the machine, the events per second of the simulator (target: at least 200
 core) for gate-and-route at several n, then every policy's revenue per GPU per second at
 n = 500 with its 95 % confidence half-width and its gap to the LP value R*.
 
+With ``GAPLAB_DATA`` set to a folder laid out like the shared data sets, it also prints the
+classes imported from the Azure code trace and the iteration-time fit of the vidur H100 profile
+with its R^2.
+
 Usage: ``python benchmarks/llm_fluid.py [--horizon SECONDS] [--seeds K] [--quick]``.
 """
 
@@ -13,12 +17,14 @@ import argparse
 import os
 import platform
 import time
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from gaplab.heuristics.llm_fluid import make_policy
-from gaplab.models.llm_fluid.compare import policy_table
+from gaplab.models.llm_fluid.compare import PROFILE, TRACE, policy_table
+from gaplab.models.llm_fluid.importers import classes_from_trace, fit_profile
 from gaplab.models.llm_fluid.instance import two_class_instance
 from gaplab.models.llm_fluid.solve import solve_fluid
 from gaplab.sim.llm_fluid import simulate
@@ -57,6 +63,32 @@ def throughput(horizon: float) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def real_data(root: Path) -> None:
+    """Print the classes of the Azure code trace and the fit of the vidur profile."""
+    trace = root / TRACE
+    if trace.is_file():
+        instance = classes_from_trace(trace, 3)
+        result, plan = solve_fluid(instance)
+        print(f"\nAzure code trace in 3 classes (one GPU), bundled R* = {plan.objective:.3f}:")
+        table = pd.DataFrame(
+            {
+                "P": instance.prompt_tokens,
+                "D": instance.output_tokens,
+                "lambda": instance.arrival_rate,
+            },
+            index=instance.classes,
+        )
+        print(table.to_string(float_format=lambda v: f"{v:.3f}"))
+    profile = root / PROFILE
+    if profile.is_file():
+        fit = fit_profile(profile)
+        print(
+            f"vidur H100 Llama-2-7B profile: alpha = {fit.alpha * 1e3:.3f} ms, "
+            f"beta = {fit.beta * 1e6:.3f} us/token, gamma = {fit.gamma:.1f} tokens/s, "
+            f"breakpoint {fit.b0:.0f} tokens, R^2 = {fit.r2:.4f} over {fit.points} token counts"
+        )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--horizon", type=float, default=400.0, help="simulated seconds per run")
@@ -73,6 +105,9 @@ def main() -> None:
         result, plan = solve_fluid(instance, pricing)
         milliseconds = result.solve_seconds * 1e3
         print(f"LP {pricing}: R* = {plan.objective:.5f} ({milliseconds:.1f} ms in HiGHS)")
+
+    if os.environ.get("GAPLAB_DATA"):
+        real_data(Path(os.environ["GAPLAB_DATA"]))
 
     rates = throughput(min(horizon, 300.0))
     print("\nsimulator throughput, gate-and-route on the two-class instance (one core):")

@@ -395,3 +395,10 @@ def test_vidur_profile_fit(data_dir):
     assert instance.gamma == pytest.approx(1 / fit.c)
     result, _ = solve_fluid(instance)
     assert result.is_optimal
+
+
+def test_json_scalar_for_list_rejected(inst):
+    data = inst.to_dict()
+    data["arrival_rate"] = 0.5
+    with pytest.raises(InstanceError, match="arrival_rate must be a JSON list"):
+        Instance.from_json(json.dumps(data))

@@ -117,6 +117,9 @@ def make_policy(
         order = tuple(int(i) for i in np.argsort(-ratio, kind="stable"))
         policy = Policy(name, "priority", partition=True, priority=order, **targets)  # type: ignore[arg-type]
     elif name == "SLI-GG":
+        # NOTE: the LP optimum is not unique in the per-class split of y_m and y_s, so the
+        # solo shares follow whichever optimal vertex HiGHS returns (deterministic for a
+        # given HiGHS version and model).
         policy = Policy(
             name,
             "gate",

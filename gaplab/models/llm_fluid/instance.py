@@ -265,8 +265,10 @@ class Instance:
             levels = ServiceLevels(**(fields.pop("service_levels", None) or {}))
         except TypeError as error:
             raise InstanceError(f"invalid service_levels in instance JSON: {error}") from error
-        for key in ("classes",):
-            fields[key] = tuple(str(v) for v in fields[key])
+        for key in ("classes", "prompt_tokens", "output_tokens", "arrival_rate", "patience_rate"):
+            if not isinstance(fields[key], list):
+                raise InstanceError(f"{key} must be a JSON list, one entry per class")
+        fields["classes"] = tuple(str(v) for v in fields["classes"])
         for key in ("prompt_tokens", "output_tokens", "arrival_rate", "patience_rate"):
             fields[key] = tuple(_number(v, key) for v in fields[key])
         for key in ("alpha", "beta", "gamma", "chunk_tokens", "price_prefill", "price_decode"):
