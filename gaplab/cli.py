@@ -466,8 +466,18 @@ COMMANDS = {
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    arguments = list(sys.argv[1:] if argv is None else argv)
+    if arguments[:1] == ["sweep"]:
+        # The sweep command parses its own arguments, --help included.
+        args = argparse.Namespace(command="sweep", rest=arguments[1:], verbose=False)
+        logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
+        try:
+            return cmd_sweep(args)
+        except CommandError as error:
+            print(f"gaplab sweep: error: {error}", file=sys.stderr)
+            return EXIT_USAGE
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args = parser.parse_args(arguments)
     logging.basicConfig(
         level=logging.INFO if args.verbose else logging.WARNING,
         format="%(levelname)s %(name)s: %(message)s",
