@@ -1,8 +1,8 @@
 """Benchmark of the traffic model: time to a relative gap of 1e-6 for three solution routes.
 
-For generated instances from 5 sources x 3 nodes to 200 x 30 (and, with a data folder, the
-network topologies), the script first computes the reference optimum ``F*`` with the direct
-cvxpy program plus the Newton polish, then measures side by side:
+The instances are generated from 5 sources x 3 nodes to 200 x 30, plus the network topologies
+when a data folder is given. The script first computes the reference optimum ``F*`` with the
+direct cvxpy program plus the Newton polish, then measures side by side:
 
 - ``cvxpy``: the program built with gaplab.modeling and solved natively by ``cvxpy:CLARABEL``,
   interpreted and polished;
@@ -140,9 +140,7 @@ def main() -> None:
 
     print(f"machine: {platform.platform()}, {os.cpu_count()} cores, {platform.processor() or '?'}")
     print(f"target: relative gap {TARGET:g} to F* (direct cvxpy + Newton polish)")
-    instances = [
-        generate(0, size, load=0.5) for size in (SIZES[:3] if args.quick else SIZES)
-    ]
+    instances = [generate(0, size, load=0.5) for size in (SIZES[:3] if args.quick else SIZES)]
     if args.data_dir is not None:
         for name in NETWORKS[:1] if args.quick else NETWORKS:
             path = args.data_dir / "network" / name

@@ -133,14 +133,14 @@ def pricing(instance: Instance, **parameters: float) -> Allocation:
 
 
 def pricing_small_steps(instance: Instance) -> Allocation:
-    """The pricing iteration with step 0.01 and damping 0.02."""
+    """Run the pricing iteration with step 0.01 and damping 0.02."""
     allocation = pricing(instance, eta=0.01, gamma=0.02, max_iter=20000)
     allocation.method = "pricing-small-steps"
     return allocation
 
 
 def pricing_windowed(instance: Instance) -> Allocation:
-    """The windowed stochastic pricing loop over 300 s (seed 0), averaged after warm-up."""
+    """Run the windowed stochastic pricing loop for 300 s (seed 0); return the mean split."""
     run = run_windowed(instance, seed=0)
     return Allocation(
         run.mean_flows,

@@ -10,7 +10,7 @@ probability ``x_ij / lambda_i`` (a multinomial count model). Each node
 
 After ``warmup`` windows each source moves toward its best response with inertia ``eta``:
 ``x_i <- (1 - eta) x_i + eta BR_i(p)``. There is no safe step, so capacity holds only in
-expectation; a measured average at or above capacity is priced at 99.9999 % of capacity so
+expectation. A measured average at or above capacity is priced at 99.9999 % of capacity so
 that prices stay finite. Each node also keeps a fluid backlog, ``max(0, backlog + arrivals -
 mu_j * window)``, to show whether a window overloaded it.
 """

@@ -43,7 +43,7 @@ LP_BACKENDS = ("highs", "pulp", "pyomo")
 def _exact_cvxpy(
     instance: Instance, backend: str, options: SolveOptions
 ) -> tuple[Result, Allocation | None]:
-    """The program through gaplab's cvxpy backend (``backend`` if it is cvxpy, else Clarabel)."""
+    """Solve through gaplab's cvxpy backend (``backend`` if it is cvxpy, else Clarabel)."""
     chosen = backend if backend.startswith("cvxpy") else "cvxpy:CLARABEL"
     return solve_exact(instance, chosen, options)
 
@@ -51,7 +51,7 @@ def _exact_cvxpy(
 def _exact_tangent(
     instance: Instance, backend: str, options: SolveOptions
 ) -> tuple[Result, Allocation | None]:
-    """The program through tangent cuts on an LP backend (``backend`` if it is one, else HiGHS)."""
+    """Solve by tangent cuts on an LP backend (``backend`` if it is one, else HiGHS)."""
     chosen = backend if backend.split(":")[0] in LP_BACKENDS else "highs"
     return solve_exact(instance, chosen, options)
 
@@ -59,7 +59,7 @@ def _exact_tangent(
 def _exact_direct(
     instance: Instance, backend: str, options: SolveOptions
 ) -> tuple[Result, Allocation | None]:
-    """The program written directly in cvxpy and solved by Clarabel; ``backend`` is ignored."""
+    """Solve the hand-written cvxpy program with Clarabel, ignoring ``backend``."""
     return solve_direct(instance, options)
 
 

@@ -68,7 +68,7 @@ def best_response(
         raise ValueError(
             f"prices must be {instance.num_nodes} finite numbers (one per node), got {p!r}"
         )
-    # A common shift of all prices leaves every best response unchanged; shifting the cheapest
+    # A common shift of all prices leaves every best response unchanged. Shifting the cheapest
     # node to zero keeps the thresholds accurate when prices are huge near capacity.
     p = p - p.min()
     links = instance.links

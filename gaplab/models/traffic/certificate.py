@@ -71,7 +71,7 @@ class Certificate:
         ]
 
     def table(self) -> pd.DataFrame:
-        """One row per residual: value, tolerance, whether it passes, and its definition."""
+        """Tabulate each residual with its value, tolerance, verdict and definition."""
         rows = []
         for name, value in self.residuals.items():
             rows.append(

@@ -24,7 +24,7 @@ class Allocation:
     """A split of every source's rate over the service nodes.
 
     ``flows`` is the (N, M) array ``lambda_ij`` in the instance's rate unit. ``method`` names
-    what produced it and ``info`` holds method-specific details (iterations, prices, history).
+    what produced it and ``info`` contains method-specific details (iterations, prices, history).
     """
 
     flows: np.ndarray

@@ -11,7 +11,7 @@ Three routes reach the optimum:
 
 Every route first solves the transportation LP and raises
 :class:`~gaplab.models.traffic.feasibility.DemandDoesNotFitError` when the demand cannot fit,
-and interior-point answers are refined by :func:`~gaplab.models.traffic.polish.polish`.
+and interior-point solutions are refined by :func:`~gaplab.models.traffic.polish.polish`.
 """
 
 from __future__ import annotations
@@ -70,9 +70,9 @@ def solve_direct(
     rows, cols = np.nonzero(instance.links)
     k = rows.size
     n, m = instance.num_sources, instance.num_nodes
-    # F is unchanged when flows and capacities are divided by one scale (and propagation
-    # delays multiplied by it); solving in units of the largest node capacity keeps Clarabel's
-    # numbers near one.
+    # F is unchanged when flows and capacities are divided by one scale and propagation delays
+    # multiplied by it. Solving in units of the largest node capacity keeps Clarabel's numbers
+    # near one.
     scale = float(instance.node_capacity.max())
     mu = instance.access_capacity[rows, cols] / scale
     mu_node = instance.node_capacity / scale
@@ -149,7 +149,7 @@ def solve_exact(
 ) -> tuple[Result, Allocation | None]:
     """Build the program with gaplab.modeling and solve it with ``backend``.
 
-    ``cvxpy:<SOLVER>`` backends take the M/M/1 terms natively and the answer is polished;
+    ``cvxpy:<SOLVER>`` backends take the M/M/1 terms natively and the solution is polished;
     ``highs`` and other LP backends use tangent cuts, so the Result's ``approximation_gap``
     tells how far the returned point may be from the optimum.
     """
