@@ -5,8 +5,9 @@ index of graph slowdowns and the maximum slowdown) and scheduler time per arriva
 
 1. generated Poisson streams (6 graphs of 8 tasks on 3 nodes, mean gap 2 s, many seeds),
 2. the adversarial family (wide cheap graphs followed by long chains),
-3. small streams (3 graphs of 5 tasks) where the offline MILP bound solves within the limit,
-   also with the per-arrival MILP (exact Last-K),
+3. small streams (3 graphs of 5 tasks) where the offline MILP solves within the limit, also
+   with the per-arrival MILP (exact Last-K) and against the offline minimum of the maximum
+   slowdown,
 4. streams of the four WfInstances workflows when the data folder is given: at full size with
    heuristics only, and cut to 5 tasks per graph with the offline MILP bound.
 
@@ -89,13 +90,18 @@ def k_table(
     return means
 
 
-def bound_table(title: str, instances: Sequence[Instance], time_limit: float, milp: bool) -> None:
-    """Print makespans over the offline MILP bound, and optionally the per-arrival MILP."""
-    print(f"\n## {title}: ratio to the offline MILP bound (time limit {time_limit:g} s)")
+def bound_table(
+    title: str, instances: Sequence[Instance], time_limit: float, milp: bool, fairness: bool
+) -> None:
+    """Print makespans over the offline MILP optimum, optionally the per-arrival MILP, and
+    maximum slowdowns over the offline minimum of the maximum slowdown."""
+    print(f"\n## {title}: ratio to the offline MILP optimum (time limit {time_limit:g} s)")
     options = SolveOptions(time_limit=time_limit, mip_rel_gap=1e-6)
     methods = [f"heft-k{_label(k)}" for k in WINDOWS] + (["milp-k1", "milp-full"] if milp else [])
     ratios: dict[str, list[float]] = {m: [] for m in methods}
+    fair: dict[str, list[float]] = {m: [] for m in methods if m.startswith("heft")}
     solved = 0
+    fair_solved = 0
     solve_seconds = []
     for instance in instances:
         tick = time.perf_counter()
@@ -109,13 +115,21 @@ def bound_table(title: str, instances: Sequence[Instance], time_limit: float, mi
             continue
         solved += 1
         optimum = result.objective
-        for k in WINDOWS:
-            makespan = last_k(instance, "heft", k).makespan(instance)
-            ratios[f"heft-k{_label(k)}"].append(makespan / optimum)
+        schedules = {k: last_k(instance, "heft", k) for k in WINDOWS}
+        for k, schedule in schedules.items():
+            ratios[f"heft-k{_label(k)}"].append(schedule.makespan(instance) / optimum)
         if milp:
             for k, name in ((1, "milp-k1"), (None, "milp-full")):
                 schedule = milp_last_k(instance, k, window_time_limit=min(10.0, time_limit))
                 ratios[name].append(schedule.makespan(instance) / optimum)
+        if fairness:
+            best, _ = solve_offline(instance, "highs", options, objective="max_slowdown")
+            if best.termination == Termination.OPTIMAL and best.objective is not None:
+                fair_solved += 1
+                alone = alone_makespans(instance)
+                for k, schedule in schedules.items():
+                    worst = compute_metrics(instance, schedule, alone).max_slowdown
+                    fair[f"heft-k{_label(k)}"].append(worst / best.objective)
     print(
         f"  solved {solved} of {len(instances)}; MILP seconds median "
         f"{statistics.median(solve_seconds):.2f}, max {max(solve_seconds):.2f}"
@@ -126,6 +140,14 @@ def bound_table(title: str, instances: Sequence[Instance], time_limit: float, mi
                 f"  {name:<10} mean {statistics.fmean(values):.4f}  worst {max(values):.4f}  "
                 f"(makespan / offline optimum)"
             )
+    if fairness:
+        print(f"  minimum of the maximum slowdown solved on {fair_solved} of {solved}")
+        for name, values in fair.items():
+            if values:
+                print(
+                    f"  {name:<10} mean {statistics.fmean(values):.4f}  worst {max(values):.4f}  "
+                    f"(max slowdown / offline minimum)"
+                )
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -151,9 +173,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     k_table("adversarial family, 3 rounds, 3 nodes", hostile)
 
     small = [stream(s, graphs=3, tasks=5, nodes=3, mean_gap=2.0) for s in range(min(seeds, 10))]
-    bound_table("small streams, 3 graphs x 5 tasks", small, limit, milp=True)
+    bound_table("small streams, 3 graphs x 5 tasks", small, limit, milp=True, fairness=True)
     small_adv = [adversarial(s, rounds=2, nodes=2, width=2, chain_length=3) for s in range(3)]
-    bound_table("small adversarial, 2 rounds on 2 nodes", small_adv, limit, milp=True)
+    bound_table(
+        "small adversarial, 2 rounds on 2 nodes", small_adv, limit, milp=True, fairness=True
+    )
 
     data = Path(args.data_dir) / "workflow" if args.data_dir else None
     if data is not None and all((data / f).is_file() for f in WORKFLOW_FILES):
@@ -165,7 +189,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             workflow_stream(files, seed=s, graphs=4, max_tasks=5, mean_gap=100.0)
             for s in range(2 if args.quick else 3)
         ]
-        bound_table("WfInstances streams cut to 4 x 5 tasks", cut, limit, milp=False)
+        bound_table(
+            "WfInstances streams cut to 4 x 5 tasks", cut, limit, milp=False, fairness=False
+        )
     else:
         print("\nreal workflows skipped: pass --data-dir or set GAPLAB_DATA")
 

@@ -19,9 +19,9 @@ from gaplab.models.task_graph import (
     solve_offline,
     validate,
 )
-from gaplab.models.task_graph.exact import solve_window
+from gaplab.models.task_graph.exact import semi_active_horizon, solve_window
 from gaplab.models.task_graph.generators import adversarial, generate_sized, stream
-from gaplab.models.task_graph.metrics import jain_index
+from gaplab.models.task_graph.metrics import alone_makespans, jain_index
 from gaplab.models.task_graph.planning import Plan
 from gaplab.solvers import SolveOptions, Termination
 from tests.test_task_graph_schedulers import diamond_instance, preemption_instance
@@ -179,3 +179,51 @@ def test_brute_force_below_every_heuristic(seed, graphs, tasks, nodes):
     for base in BASES:
         for k in (1, None):
             assert optimum <= last_k(instance, base, k).makespan(instance) + 1e-9
+
+
+@pytest.mark.parametrize("seed", [0, 3])
+def test_offline_fairness_objectives_bound_heuristics(seed):
+    instance = generate_sized(seed, "tiny")
+    alone = alone_makespans(instance)
+    m = len(instance.graphs)
+    response, by_response = solve_offline(instance, "highs", OPTIONS, objective="response")
+    slowdown, by_slowdown = solve_offline(instance, "highs", OPTIONS, objective="max_slowdown")
+    assert response.termination == Termination.OPTIMAL
+    assert slowdown.termination == Termination.OPTIMAL
+    assert validate(instance, by_response) == []
+    assert validate(instance, by_slowdown) == []
+    total = compute_metrics(instance, by_response, alone).mean_response * m
+    assert total == pytest.approx(response.objective, rel=1e-6)
+    worst = compute_metrics(instance, by_slowdown, alone).max_slowdown
+    assert worst == pytest.approx(slowdown.objective, rel=1e-6)
+    for base in BASES:
+        for k in (1, 2, None):
+            metrics = compute_metrics(instance, last_k(instance, base, k), alone)
+            assert response.objective <= metrics.mean_response * m + 1e-6
+            assert slowdown.objective <= metrics.max_slowdown + 1e-6
+
+
+def test_fair_objective_hand_value():
+    # Graph A (one 4-second task) at 0 and graph B (one 1-second task) at 0 on one node: running
+    # B first gives responses 1 and 5 (sum 6), A first gives 4 and 5 (sum 9).
+    first = TaskGraph("A", 0.0, ("a",), (4.0,))
+    second = TaskGraph("B", 0.0, ("b",), (1.0,))
+    instance = Instance("fair", Network.complete([1.0], 1.0), (first, second))
+    result, schedule = solve_offline(instance, "highs", OPTIONS, objective="response")
+    assert result.objective == pytest.approx(6.0)
+    assert schedule.start == pytest.approx((1.0, 0.0))
+    slowdown, _ = solve_offline(instance, "highs", OPTIONS, objective="max_slowdown")
+    # Slowdowns are 5/4 and 1 with B first, 1 and 5 with A first.
+    assert slowdown.objective == pytest.approx(1.25)
+
+
+def test_unknown_objective_raises():
+    with pytest.raises(ValueError, match="unknown objective"):
+        solve_offline(diamond_instance(), "highs", OPTIONS, objective="energy")
+
+
+def test_semi_active_horizon_bounds_heuristics():
+    instance = generate_sized(2, "medium")
+    horizon = semi_active_horizon(instance)
+    for base in BASES:
+        assert last_k(instance, base, 2).makespan(instance) <= horizon

@@ -31,9 +31,11 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from gaplab.modeling import Model, Variable
+from gaplab.modeling import IndexSet, LinExpr, Model, Variable
 from gaplab.models.task_graph.instance import Instance
 from gaplab.models.task_graph.planning import Plan
+
+OBJECTIVES = ("makespan", "response", "max_slowdown")
 
 
 @dataclass
@@ -81,6 +83,8 @@ def build_window(
     *,
     name: str = "task-graph",
     finish_weight: float = 0.0,
+    objective: str = "makespan",
+    alone: np.ndarray | None = None,
 ) -> WindowModel:
     """Declare the MILP that places ``tasks`` into ``plan`` (every other placed task is fixed).
 
@@ -96,7 +100,18 @@ def build_window(
         Upper bound ``H`` on the makespan of some feasible completion (seconds).
     finish_weight
         Weight of ``sum_t C_t`` added to ``C_max`` in the objective (0 for pure makespan).
+    objective
+        ``makespan`` (``min C_max``), ``response`` (``min sum_g (C_g - a_g)`` over the graphs
+        with free tasks) or ``max_slowdown`` (``min lambda`` with
+        ``(C_g - a_g) / M_g <= lambda``). For the last two, ``horizon`` must bound the makespan
+        of an optimal schedule, not only of some feasible one.
+    alone
+        ``M_g`` of every graph (seconds), needed by ``max_slowdown``.
     """
+    if objective not in OBJECTIVES:
+        raise ValueError(f"unknown objective {objective!r}; use one of {', '.join(OBJECTIVES)}")
+    if objective == "max_slowdown" and alone is None:
+        raise ValueError("objective 'max_slowdown' needs alone= (M_g of every graph)")
     instance = plan.instance
     flat = instance.flat
     free = sorted(int(t) for t in tasks)
@@ -137,9 +152,43 @@ def build_window(
     _disjunctions(m, instance, free, x, start, finish, est, lft)
     _fixed_intervals(m, plan, free, relevant, x, start, finish, est, lft)
 
-    objective = makespan + finish.sum() * finish_weight if finish_weight > 0 else makespan
-    m.minimize(objective)
+    goal: LinExpr = makespan
+    if objective != "makespan":
+        goal = _graph_objective(m, plan, free, task, finish, objective, alone)
+    m.minimize(goal + finish.sum() * finish_weight if finish_weight > 0 else goal)
     return WindowModel(m, free, x, start, makespan)
+
+
+def _graph_objective(
+    m: Model,
+    plan: Plan,
+    free: list[int],
+    task: IndexSet,
+    finish: LinExpr,
+    objective: str,
+    alone: np.ndarray | None,
+) -> LinExpr:
+    """Declare ``C_g >= C_t`` per graph and return the response or max-slowdown objective."""
+    instance = plan.instance
+    flat = instance.flat
+    graph_of = flat.graph[free]
+    graphs = sorted(set(graph_of.tolist()))
+    lower = []
+    for g in graphs:
+        group = flat.graph_tasks[g]
+        placed = group[plan.node[group] >= 0]
+        lower.append(float(plan.finish[placed].max()) if len(placed) else 0.0)
+    index = pd.Index(graphs, name="graph")
+    done = m.continuous("graph_finish", m.index("graph", graphs), lower=pd.Series(lower, index))
+    m.subject_to("graph_finish_def", done.at(graph_of, over=task) >= finish)
+    arrival = np.array([instance.graphs[g].arrival for g in graphs])
+    if objective == "response":
+        return (done - arrival).sum()
+    assert alone is not None
+    scale = np.asarray(alone, dtype=float)[graphs]
+    worst = m.continuous("max_slowdown")
+    m.subject_to("slowdown", done / scale - worst <= arrival / scale)
+    return worst
 
 
 def _earliest_start(

@@ -80,28 +80,61 @@ def solve_window(
 
 
 def solve_offline(
-    instance: Instance, backend: str = "highs", options: SolveOptions | None = None
+    instance: Instance,
+    backend: str = "highs",
+    options: SolveOptions | None = None,
+    objective: str = "makespan",
 ) -> tuple[Result, Schedule | None]:
     """Solve the offline clairvoyant MILP; returns the Result and the schedule (None without one).
 
-    The horizon ``H`` is the best makespan of clairvoyant HEFT and fully preemptive HEFT, both
-    feasible offline, so ``C_max <= H`` cuts nothing optimal.
+    ``objective`` is ``makespan``, ``response`` (sum over graphs of ``C_g - a_g``) or
+    ``max_slowdown`` (slowdowns against :func:`~gaplab.models.task_graph.metrics.alone_makespans`).
+    For the makespan, the horizon ``H`` is the best makespan of clairvoyant HEFT and fully
+    preemptive HEFT, both feasible offline, so ``C_max <= H`` cuts nothing optimal. The other
+    objectives use :func:`semi_active_horizon`, which bounds the makespan of every schedule with
+    no needless idle time, and some optimal schedule is of that kind.
     """
     from gaplab.heuristics.task_graph import last_k, offline_list
+    from gaplab.models.task_graph.metrics import alone_makespans
 
     options = options or SolveOptions()
     candidates = [offline_list(instance, "heft"), last_k(instance, "heft", None)]
-    best = min(candidates, key=lambda s: s.makespan(instance))
+    best = min(s.makespan(instance) for s in candidates)
+    alone = None
+    horizon = _horizon(best)
+    if objective != "makespan":
+        horizon = max(horizon, _horizon(semi_active_horizon(instance)))
+        alone = alone_makespans(instance) if objective == "max_slowdown" else None
     plan = Plan(instance)
-    tasks = list(range(instance.flat.size))
-    release = instance.flat.arrival
-    result, placed = solve_window(
-        plan, tasks, release, _horizon(best.makespan(instance)), backend, options
+    built = build_window(
+        plan,
+        list(range(instance.flat.size)),
+        instance.flat.arrival,
+        horizon,
+        objective=objective,
+        alone=alone,
     )
-    if not placed:
+    result = get_backend(backend).solve(built.model.compile(), options)
+    if not interpret_window(built, plan, result, instance.flat.arrival):
         return result, None
-    schedule = Schedule.offline(plan.node, plan.start, instance, "milp-offline")
-    return result, schedule
+    suffix = "" if objective == "makespan" else f"-{objective}"
+    return result, Schedule.offline(plan.node, plan.start, instance, f"milp-offline{suffix}")
+
+
+def semi_active_horizon(instance: Instance) -> float:
+    """Bound the makespan of every schedule in which no task could start earlier.
+
+    In such a schedule each task starts at its release, at an input's arrival or at the end of
+    the previous task on its node. Following those causes back from the last task visits each
+    task at most once, so ``max_g a_g + sum_t (max_v w_t / s_v + max incoming transfer)`` bounds
+    the makespan.
+    """
+    flat = instance.flat
+    slowest = float(instance.network.speed_array.min())
+    worst_inv = float(instance.network.inverse_bandwidth.max())
+    transfer = np.zeros(flat.size)
+    np.maximum.at(transfer, flat.edge_dst, flat.edge_data * worst_inv)
+    return float(flat.arrival.max() + (flat.cost / slowest + transfer).sum())
 
 
 def milp_last_k(
