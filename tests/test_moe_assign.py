@@ -313,22 +313,29 @@ def test_greedy_invariant_to_relabelling(inst: Instance, random) -> None:
 
 
 def test_first_crossing_balance() -> None:
-    # At the first crossing, one of the two prefixes is within (g_e + p_e) / 2 of balance.
+    # Replays the loop of the greedy rule with plain Python and checks greedy_assign against
+    # it: at the first crossing the imbalance before or after the move is at most
+    # (g_e + p_e) / 2, and the returned schedule is no worse than either side.
     rng = np.random.default_rng(0)
+    crossings = 0
     for _ in range(50):
         g = rng.uniform(0.1, 5, 10)
         p = rng.uniform(0.1, 5, 10)
-        order = np.argsort(g - p, kind="stable")
-        gpu = np.cumsum(g[order])
-        cpu = p.sum() - np.cumsum(p[order])
-        cross = np.flatnonzero(gpu >= cpu)
-        if not len(cross):
-            continue
-        k = cross[0]
-        moved = order[k]
-        before = (cpu[k - 1] - gpu[k - 1]) if k else p.sum()
-        after = gpu[k] - cpu[k]
-        assert min(before, after) <= (g[moved] + p[moved]) / 2 + 1e-12
+        on_gpu, value = greedy_assign(g, p, stop="first_crossing")
+        assert value == pytest.approx(max(g[on_gpu].sum(), p[~on_gpu].sum()))
+
+        gpu, cpu = 0.0, float(p.sum())
+        for e in sorted(range(10), key=lambda e: (g[e] - p[e], e)):
+            before = cpu - gpu
+            before_time = max(gpu, cpu)
+            gpu += g[e]
+            cpu -= p[e]
+            if gpu >= cpu:
+                crossings += 1
+                assert min(before, gpu - cpu) <= (g[e] + p[e]) / 2 + 1e-12
+                assert value <= min(before_time, max(gpu, cpu)) + 1e-12
+                break
+    assert crossings > 40
 
 
 def test_greedy_assign_rejects_unknown_key() -> None:
