@@ -142,7 +142,7 @@ def load_popularity(path: str | Path, shape: str = "mixtral-8x7b") -> Popularity
 
 
 def popularity_files(data_dir: str | Path) -> list[Path]:
-    """The popularity files under a data folder laid out like the shared data, sorted."""
+    """List the popularity files under a data folder laid out like the shared data, sorted."""
     folder = Path(data_dir) / POPULARITY_FOLDER
     if not folder.is_dir():
         raise FileNotFoundError(f"popularity folder {str(folder)!r} not found")
@@ -171,7 +171,8 @@ def instances_from_popularity(
     resident = popularity.resident_top(capacity)
     costs = cost_model(model, tokens=batch)
     rng = np.random.default_rng(seed)
-    # Counts already respect the 1/top_k cap, so capping only guards zero rows' logs.
+    # Real counts never exceed a 1/top_k share, so cap_shares only normalizes the rows here,
+    # and the 1e-9 keeps the log finite for experts that were never picked.
     shares = cap_shares(popularity.counts + 1e-9, model.top_k, headroom=1.0)
     out = []
     for layer in chosen:
