@@ -384,6 +384,7 @@ def cmd_run(args: argparse.Namespace) -> int:
             "out like the shared data sets, or leave it out to use only the built-in suites"
         )
     from gaplab.experiments.compare import format_table
+    from gaplab.experiments.report import format_summary, summarize
 
     models = args.models.split(",") if args.models else None
     bar = ProgressBar()
@@ -400,7 +401,9 @@ def cmd_run(args: argparse.Namespace) -> int:
         raise CommandError(str(error)) from None
     finally:
         bar.close()
-    print(format_table(summary.rows))
+    print(format_table([r for r in summary.rows if r.get("kind") != "extra"]))
+    print()
+    print(format_summary(summarize(summary.rows)))
     print()
     print(
         f"{len(summary.models)} models, {len(summary.rows)} rows in {summary.seconds:.1f} s; "

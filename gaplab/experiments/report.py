@@ -76,6 +76,32 @@ def summarize(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
     return summary
 
 
+def format_summary(summary: Sequence[dict[str, Any]]) -> str:
+    """Plain-text table of :func:`summarize`: how each method compares with the reference."""
+    header = ("model", "method", "kind", "runs", "invalid", "mean ratio", "worst ratio", "mean s")
+    lines = [header]
+    for entry in summary:
+        lines.append(
+            (
+                entry["model"],
+                entry["method"][:28],
+                entry["kind"],
+                str(entry["runs"]),
+                str(entry["invalid"]),
+                _num(entry["mean_ratio"]),
+                _num(entry["worst_ratio"]),
+                f"{entry['mean_seconds']:.4f}",
+            )
+        )
+    widths = [max(len(line[i]) for line in lines) for i in range(len(header))]
+    out = []
+    for number, line in enumerate(lines):
+        out.append("  ".join(cell.ljust(width) for cell, width in zip(line, widths, strict=True)))
+        if number == 0:
+            out.append("  ".join("-" * width for width in widths))
+    return "\n".join(out)
+
+
 def write_markdown(
     rows: Sequence[dict[str, Any]],
     path: Path,
