@@ -231,3 +231,39 @@ def test_suite_and_extras_plot(tmp_path: Path) -> None:
     assert list(tmp_path.glob("write-policy-*.png"))
     bounds = [row for row in rows if row["kind"] == "extra"]
     assert all(r["objective"] <= r["bound"] + 1e-9 for r in bounds if r["bound"] is not None)
+
+
+@settings(max_examples=60, deadline=None)
+@given(data=st.data(), instance=episodes)
+def test_store_random_actions_no_partial_change(data: st.DataObject, instance: Instance) -> None:
+    """Random, often invalid, actions: a rejection or an error leaves memory unchanged."""
+    from gaplab.models.write_policy import UnknownItemError
+    from gaplab.models.write_policy.store import MemoryStore
+
+    store = MemoryStore(instance)
+    accepted: list[LoggedAction] = []
+    steps = st.integers(-2, instance.num_steps + 2)
+    for now in range(instance.num_steps):
+        for _ in range(data.draw(st.integers(0, 3))):
+            kind = data.draw(st.sampled_from(["write", "merge", "expire", "skip"]))
+            if kind == "write":
+                action = Action.write(data.draw(st.sampled_from([now, now, data.draw(steps)])))
+            elif kind == "merge":
+                action = Action.merge(now, data.draw(steps))
+            elif kind == "expire":
+                action = Action.expire(data.draw(steps))
+            else:
+                action = Action.skip()
+            before = (store.used_bytes, [(i.t, i.kind, i.cost) for i in store.items()])
+            try:
+                decision = store.apply(action, now=now)
+            except UnknownItemError:
+                decision = None
+            after = (store.used_bytes, [(i.t, i.kind, i.cost) for i in store.items()])
+            if decision is None or not decision.accepted:
+                assert after == before, action
+            elif action.kind != "skip":
+                accepted.append(LoggedAction(now, action))
+            assert store.used_bytes <= instance.budget_bytes
+            assert store.used_bytes == sum(i.cost for i in store.items())
+    assert validate(instance, Solution("random", tuple(accepted))) == []
