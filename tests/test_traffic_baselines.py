@@ -165,3 +165,12 @@ def test_quick_suite_is_small() -> None:
     suite = get_model("traffic").suite(True, None)
     assert [item.name for item in suite] == ["pubsub-5x3"]
     assert suite[0].source == "shipped"
+
+
+def test_cvxpy_variant_bound_below_objective() -> None:
+    spec = get_model("traffic")
+    outcome = run_exact(spec, pubsub_instance(), "pubsub", "cvxpy", "highs", SolveOptions())
+    assert outcome.bound is not None
+    assert outcome.objective is not None
+    assert outcome.bound <= outcome.objective
+    assert outcome.bound == pytest.approx(F_STAR, rel=1e-10)

@@ -149,7 +149,8 @@ def solve_exact(
 ) -> tuple[Result, Allocation | None]:
     """Build the program with gaplab.modeling and solve it with ``backend``.
 
-    ``cvxpy:<SOLVER>`` backends take the M/M/1 terms natively and the solution is polished;
+    ``cvxpy:<SOLVER>`` backends take the M/M/1 terms natively, and the solution is polished and
+    its Result's ``bound`` replaced by the convexity bound of the polished point;
     ``highs`` and other LP backends use tangent cuts, so the Result's ``approximation_gap``
     tells how far the returned point may be from the optimum.
     """
@@ -162,7 +163,12 @@ def solve_exact(
         return result, None
     x = flows_from_values(instance, np.asarray(values, dtype=float))
     if backend.startswith("cvxpy"):
+        # The backend reports its solver's objective as the bound, which is not a valid bound
+        # for the polished point. The convexity bound of that point is.
         x = polish(instance, x)
+        bound = lower_bound(instance, x)
+        if np.isfinite(bound):
+            result.bound = bound
     info: dict[str, object] = {"backend": backend}
     if result.approximation_gap is not None:
         info["approximation_gap"] = float(result.approximation_gap)

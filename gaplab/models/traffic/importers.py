@@ -425,5 +425,6 @@ def import_network(path: Path, **options: object) -> Instance:
     )
 
 
-IMPORTERS = {"graph": import_repetita, "graphml": import_graphml}
-"""Importers by file suffix, for ``gaplab import traffic FILE``."""
+IMPORTERS = {"graphml": import_graphml, "graph": import_repetita}
+"""Importers by file suffix, for ``gaplab import traffic FILE``; ``graphml`` is listed first
+because the registry also matches a format name inside the file name."""
