@@ -156,3 +156,17 @@ def test_windowed_split_close_to_optimum() -> None:
 def test_windowed_rejects_bad_window() -> None:
     with pytest.raises(ValueError, match="window"):
         run_windowed(pubsub_instance(), window=0.0)
+
+
+def test_unscaled_safe_step_same_on_pubsub() -> None:
+    # The safe step never binds on this instance, so both forms take identical steps.
+    scaled = run_pricing(pubsub_instance())
+    unscaled = run_pricing(pubsub_instance(), safe_step="unscaled")
+    assert unscaled.iterations == scaled.iterations
+    assert np.allclose(unscaled.flows, scaled.flows, atol=1e-12)
+
+
+def test_unscaled_safe_step_keeps_margin() -> None:
+    inst = generate(6, (20, 5), load=0.9)
+    run = run_pricing(inst, safe_step="unscaled", max_iter=200)
+    assert np.all(run.load_history <= inst.node_capacity - 1e-8 + 1e-9)

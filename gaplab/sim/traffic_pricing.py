@@ -117,6 +117,7 @@ def run_pricing(
     tol: float = 1e-10,
     max_iter: int = 4000,
     stop: StopRule = "change",
+    safe_step: Literal["scaled", "unscaled"] = "scaled",
     start: np.ndarray | None = None,
     detect_cycles: bool = True,
     max_period: int = 8,
@@ -144,6 +145,10 @@ def run_pricing(
         ``change``: stop when ``max(|dx| / |x|, |dp| / |p|) < tol``. ``certificate``: also
         require price consistency ``|p - C(X)| <= 1e-8`` and the fixed point
         ``|x - BR(p)| <= 1e-6``.
+    safe_step
+        ``scaled``: ``s_j = min(1, (mu_j - delta - X_j) / (eta D_j))``, exactly the largest step
+        that keeps node ``j`` at ``delta`` below capacity. ``unscaled``: divide by ``D_j``
+        instead, a smaller step whenever the bound binds.
     start
         Feasible (N, M) start; the max-headroom LP split when ``None``.
     detect_cycles
@@ -158,6 +163,8 @@ def run_pricing(
         raise ValueError(f"eta and gamma must lie in (0, 1], got eta={eta}, gamma={gamma}")
     if margin <= 0:
         raise ValueError(f"margin must be positive, got {margin}")
+    if safe_step not in ("scaled", "unscaled"):
+        raise ValueError(f"safe_step must be 'scaled' or 'unscaled', got {safe_step!r}")
     if stop not in ("change", "certificate"):
         raise ValueError(f"stop must be 'change' or 'certificate', got {stop!r}")
     started = time.perf_counter()
@@ -188,9 +195,10 @@ def run_pricing(
         change = response.sum(axis=0) - loads
         node_step = np.ones_like(loads)
         growing = change > 0
-        node_step[growing] = np.minimum(
-            1.0, (mu_node[growing] - margin - loads[growing]) / (eta * change[growing])
-        )
+        # The "scaled" form divides by the move eta * D_j actually made. The "unscaled" form
+        # divides by D_j alone, which is more conservative whenever it binds.
+        reach = eta * change[growing] if safe_step == "scaled" else change[growing]
+        node_step[growing] = np.minimum(1.0, (mu_node[growing] - margin - loads[growing]) / reach)
         # 4. Everybody moves by the common step.
         step = float(max(0.0, node_step.min()))
         new_x = (1.0 - eta * step) * x + eta * step * response
