@@ -34,7 +34,7 @@ from gaplab.models.llm_fluid.solve import solve_fluid
 from gaplab.sim.llm_fluid import SimResult, simulate
 from gaplab.sim.llm_fluid_policies import POLICY_NAMES, Policy
 
-DEFAULT_HORIZON = 200.0
+DEFAULT_HORIZON = 120.0
 """Simulated seconds of one heuristic run (a third is warm-up)."""
 
 

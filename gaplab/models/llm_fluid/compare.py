@@ -37,7 +37,7 @@ QUICK_HORIZON = 60.0
 EVENT_BUDGET = 2_000_000
 """Estimated simulator events allowed for the policy table of one instance; the largest GPU
 counts are dropped until the estimate fits (about 10 s at 200,000 events per second)."""
-QUICK_EVENT_BUDGET = 300_000
+QUICK_EVENT_BUDGET = 200_000
 
 SWEEP_STEPS = (1.0, 0.75, 0.5, 0.25, 0.1, 0.0)
 """Fractions of the way from the unconstrained plan's value to the tightest bound."""
