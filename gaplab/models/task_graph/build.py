@@ -85,6 +85,7 @@ def build_window(
     finish_weight: float = 0.0,
     objective: str = "makespan",
     alone: np.ndarray | None = None,
+    deadline: np.ndarray | None = None,
 ) -> WindowModel:
     """Declare the MILP that places ``tasks`` into ``plan`` (every other placed task is fixed).
 
@@ -107,6 +108,9 @@ def build_window(
         of an optimal schedule, not only of some feasible one.
     alone
         ``M_g`` of every graph (seconds), needed by ``max_slowdown``.
+    deadline
+        Optional latest finish of every task's graph, indexed by global id. The model then adds
+        ``C_t + tail_t <= deadline_t``, which must hold for some optimal schedule.
     """
     if objective not in OBJECTIVES:
         raise ValueError(f"unknown objective {objective!r}; use one of {', '.join(OBJECTIVES)}")
@@ -146,6 +150,9 @@ def build_window(
     # drop pairs that cannot overlap and give every disjunction its own, smaller big-M.
     est = _earliest_start(plan, free_set, np.asarray(release, dtype=float), speeds)
     lft = horizon - tail
+    if deadline is not None:
+        lft = np.minimum(lft, np.asarray(deadline, dtype=float) - tail)
+        m.subject_to("deadline", finish <= lft[free])
     relevant = fixed[plan.finish[fixed] > float(r.min())]
 
     _precedence(m, plan, free_set, x, start, finish, inv, num_nodes)

@@ -91,20 +91,34 @@ def solve_offline(
     ``max_slowdown`` (slowdowns against :func:`~gaplab.models.task_graph.metrics.alone_makespans`).
     For the makespan, the horizon ``H`` is the best makespan of clairvoyant HEFT and fully
     preemptive HEFT, both feasible offline, so ``C_max <= H`` cuts nothing optimal. The other
-    objectives use :func:`semi_active_horizon`, which bounds the makespan of every schedule with
-    no needless idle time, and some optimal schedule is of that kind.
+    objectives take per-graph deadlines from the best of those heuristics' objective values and
+    :func:`semi_active_horizon`, which bounds the makespan of every schedule with no needless
+    idle time. Some optimal schedule has no needless idle time and meets those deadlines.
     """
     from gaplab.heuristics.task_graph import last_k, offline_list
-    from gaplab.models.task_graph.metrics import alone_makespans
+    from gaplab.models.task_graph.metrics import alone_makespans, compute_metrics
 
     options = options or SolveOptions()
     candidates = [offline_list(instance, "heft"), last_k(instance, "heft", None)]
     best = min(s.makespan(instance) for s in candidates)
     alone = None
+    deadline = None
     horizon = _horizon(best)
     if objective != "makespan":
-        horizon = max(horizon, _horizon(semi_active_horizon(instance)))
-        alone = alone_makespans(instance) if objective == "max_slowdown" else None
+        # Every graph of an optimal schedule finishes by a_g plus the best heuristic's total
+        # response (or a_g + its max slowdown times M_g), which bounds each task's finish.
+        candidates.append(last_k(instance, "heft", 1))
+        alone = alone_makespans(instance)
+        values = [compute_metrics(instance, s, alone) for s in candidates]
+        arrival = np.array([g.arrival for g in instance.graphs])
+        if objective == "response":
+            total = min(v.mean_response for v in values) * len(instance.graphs)
+            by_graph = arrival + total
+        else:
+            worst = min(v.max_slowdown for v in values)
+            by_graph = arrival + worst * alone
+        deadline = np.array([_horizon(by_graph[g]) for g in instance.flat.graph])
+        horizon = min(_horizon(semi_active_horizon(instance)), float(deadline.max()))
     plan = Plan(instance)
     built = build_window(
         plan,
@@ -113,6 +127,7 @@ def solve_offline(
         horizon,
         objective=objective,
         alone=alone,
+        deadline=deadline,
     )
     result = get_backend(backend).solve(built.model.compile(), options)
     if not interpret_window(built, plan, result, instance.flat.arrival):
