@@ -9,11 +9,11 @@ that may already hold other tasks, always using the earliest idle gap on a node 
 - ``minmin`` / ``maxmin``: among ready tasks, place the one whose earliest finish time is the
   smallest (MinMin) or the largest (MaxMin), on its best node.
 
-:func:`last_k` runs a base heuristic online: at each arrival ``a_i`` it removes the tasks of the
-last ``K`` graphs (the new one included) that have not started (``S_t >= a_i``) and places them
-again together with the new graph, with release time ``max(a_g, a_i) = a_i``, so no re-planned
-task lands in the past. Older graphs keep their slots even if not started. ``K = 1`` never
-re-plans and ``K >= M`` (or ``None``) re-plans everything that has not started.
+:func:`last_k` runs a base heuristic online. At each arrival ``a_i`` it removes the tasks of
+the last ``K`` graphs (the new one included) that have not started (``S_t >= a_i``). It places
+them again together with the new graph, with release time ``max(a_g, a_i) = a_i``, so no
+re-planned task lands in the past. Older graphs keep their slots even if not started.
+``K = 1`` never re-plans and ``K >= M`` (or ``None``) re-plans everything that has not started.
 :func:`non_preemptive` and :func:`fully_preemptive` implement those two ends directly.
 """
 

@@ -1,6 +1,6 @@
 """The mutable plan that online schedulers build: per-node timelines with insertion, ranks.
 
-A :class:`Plan` holds the node and start of every placed task and, per node, the sorted busy
+A :class:`Plan` stores the node and start of every placed task and, per node, the sorted busy
 intervals. List heuristics and the per-arrival MILP both work on a Plan: they remove the tasks
 they re-plan and place them again with :meth:`Plan.place`.
 """

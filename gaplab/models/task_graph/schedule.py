@@ -70,7 +70,7 @@ class Schedule:
 
     @staticmethod
     def offline(node: Any, start: Any, instance: Instance, method: str) -> Schedule:
-        """A schedule decided once, each task at its own graph's arrival."""
+        """Build a schedule decided once, each task at its own graph's arrival."""
         nodes = tuple(int(v) for v in node)
         starts = tuple(float(s) for s in start)
         decided = instance.flat.arrival
