@@ -43,8 +43,8 @@ POLICY_NAMES = (
     "merge_aggressive",
     "window_exact",
 )
-"""Online policies registered as heuristics (the first two priority ones need the privileged
-track; on the unprivileged track they see no priority and skip)."""
+"""Online policies registered as heuristics. ``priority_threshold`` and ``priority_greedy`` read
+the priority of the privileged track; on the unprivileged track they find none and act on 0."""
 
 DATA_DIR = Path(__file__).resolve().parents[3] / "data" / "write-policy"
 """Episode files shipped with the repository, written by this package's generator."""
