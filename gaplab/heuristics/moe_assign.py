@@ -70,7 +70,7 @@ def greedy_assign(
     if key == "difference":
         score = g - p
     elif key == "ratio":
-        with np.errstate(divide="ignore", over="ignore"):
+        with np.errstate(divide="ignore", over="ignore", invalid="ignore"):
             score = -p / g
     else:
         raise ValueError(f"key must be one of {KEYS}, got {key!r}")
