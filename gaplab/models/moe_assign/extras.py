@@ -152,8 +152,12 @@ def _shape_analysis(
     return rows, hit_rates
 
 
-def plot_hit_rates(hit_rates: dict[str, float], shape: str, batch: int, out_dir: Path) -> Path:
-    """Write a bar chart of decode hit rates per cache policy; returns the PNG path."""
+def plot_hit_rates(
+    hit_rates: dict[str, float], shape: str, batch: int, out_dir: Path, label: str = ""
+) -> Path:
+    """Write a bar chart of decode hit rates per cache policy; returns the PNG path.
+
+    ``label`` is added to the file name, to tell traces with other popularity apart."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -167,7 +171,8 @@ def plot_hit_rates(hit_rates: dict[str, float], shape: str, batch: int, out_dir:
     axis.set_title(f"{shape}, batch {batch}, 25 % cached", fontsize=9)
     figure.tight_layout()
     out_dir.mkdir(parents=True, exist_ok=True)
-    path = out_dir / f"{MODEL}-hit-rates-{shape}-b{batch}.png"
+    suffix = f"-{label}" if label else ""
+    path = out_dir / f"{MODEL}-hit-rates-{shape}-b{batch}{suffix}.png"
     figure.savefig(path, dpi=100)
     plt.close(figure)
     return path
@@ -190,5 +195,6 @@ def extras(instance: Instance, out_dir: Path | None, quick: bool) -> list[dict[s
     shape_rows, hit_rates = _shape_analysis(instance.shape, batch, quick, key)
     rows.extend(dict(row) for row in shape_rows)
     if out_dir is not None:
-        plot_hit_rates(hit_rates, instance.shape, batch, Path(out_dir))
+        label = "" if popularity is None else str(instance.meta.get("subject", "popularity"))
+        plot_hit_rates(hit_rates, instance.shape, batch, Path(out_dir), label)
     return rows
