@@ -114,7 +114,9 @@ def suite(quick: bool, data_dir: Path | None) -> list[SuiteInstance]:
         folder = Path(data_dir) / "workflow"
         files = [folder / f for f in WORKFLOW_FILES if (folder / f).is_file()]
         if len(files) < len(WORKFLOW_FILES):
-            logger.warning("only %d of %d workflow files under %s", len(files), 4, folder)
+            logger.warning(
+                "only %d of %d workflow files under %s", len(files), len(WORKFLOW_FILES), folder
+            )
         if files:
             trimmed = 3 if quick else 5
             items.append(

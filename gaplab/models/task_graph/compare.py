@@ -100,7 +100,7 @@ def pareto_plot(rows: Sequence[dict[str, Any]], path: Path, title: str = "") -> 
             )
     bound = rows[0].get("bound") if rows else None
     if bound is not None:
-        ax.axhline(bound, color="grey", linestyle=":", label="lower bound")
+        ax.axhline(bound, color="grey", linestyle=":", label="lower bound (critical path, work)")
     ax.set_xscale("log")
     ax.set_xlabel("scheduler time over all arrivals (s)")
     ax.set_ylabel("makespan (s)")
