@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import contextlib
 import io
+import math
 import os
+import re
 import sys
 import tempfile
 from collections.abc import Iterator
@@ -107,6 +109,22 @@ def solution_status_for(termination: Termination, has_point: bool) -> SolutionSt
     if termination in (Termination.INFEASIBLE, Termination.ERROR, Termination.NUMERICAL_ERROR):
         return SolutionStatus.UNKNOWN
     return SolutionStatus.FEASIBLE_POINT
+
+
+def cbc_log_bound(log: str) -> float | None:
+    """Return the dual bound that CBC prints at the end of a MILP solve, or ``None``.
+
+    CBC 2.10 prints ``Lower bound:`` when minimizing and ``Upper bound:`` under ``-max``, both
+    in the sense of the objective in the file it read, with that file's objective constant.
+    """
+    match = re.search(r"^(?:Lower|Upper) bound:\s*(\S+)", log, flags=re.MULTILINE)
+    if match is None:
+        return None
+    try:
+        value = float(match.group(1))
+    except ValueError:
+        return None
+    return value if math.isfinite(value) else None
 
 
 def bundled_cbc_path() -> str | None:

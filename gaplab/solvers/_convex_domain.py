@@ -42,9 +42,9 @@ def check_domains(model: CompiledModel) -> None:
     """Raise :class:`ConvexDomainError` for invalid term data or an argument outside the domain.
 
     A term fails when its weights, offsets or parameters are not finite, when an M/M/1
-    capacity is not positive, when a power's exponent is below 1, or when the column bounds
-    keep an argument out of the function's domain (for example an M/M/1 load that is at least
-    its capacity for every allowed ``x``).
+    capacity is not positive, or when a power's exponent is below 1. It also fails when the
+    column bounds keep an argument out of the function's domain, for example an M/M/1 load
+    that is at least its capacity for every allowed ``x``.
     """
     if not model.convex:
         return

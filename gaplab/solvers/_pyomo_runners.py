@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from gaplab.solvers._backend_util import bundled_cbc_path, capture_stdout, tail
+from gaplab.solvers._backend_util import bundled_cbc_path, capture_stdout, cbc_log_bound, tail
 from gaplab.solvers.result import SolveOptions, Termination
 
 logger = logging.getLogger(__name__)
@@ -26,7 +26,7 @@ logger = logging.getLogger(__name__)
 
 @dataclass
 class Outcome:
-    """What a pyomo solver interface reported, before it becomes a Result."""
+    """Status, bound, duals and log reported by a pyomo solver interface, before the Result."""
 
     termination: Termination
     has_point: bool
@@ -198,7 +198,7 @@ def _legacy_options(solver: str, options: SolveOptions) -> dict[str, Any]:
         settings["threads"] = int(options.threads)
         if options.time_limit is not None:
             settings["sec"] = float(options.time_limit)
-            # CBC counts CPU seconds unless told otherwise; gaplab's limits are wall seconds.
+            # CBC counts CPU seconds by default, but gaplab's limits are wall seconds.
             settings["timeMode"] = "elapsed"
         if options.mip_rel_gap is not None:
             settings["ratio"] = float(options.mip_rel_gap)
@@ -261,14 +261,9 @@ def _run_legacy(solver: str) -> Callable[..., Outcome]:
             with _quiet("pyomo.core"):
                 block.solutions.load_from(results)
         duals = block.dual if want_duals and has_point else None
-        problem = results.problem
-        bound = problem.lower_bound if model.sense == "min" else problem.upper_bound
-        try:
-            bound_value = float(bound)
-        except (TypeError, ValueError):
-            bound_value = None
-        if bound_value is not None and not abs(bound_value) < float("inf"):
-            bound_value = None
+        # NOTE: pyomo 6.10 gives CBC's bound of a maximization the wrong sign in
+        # results.problem, so the bound is read from the log (pyomo's file keeps the constant).
+        bound_value = cbc_log_bound(log) if solver == "cbc" else _glpk_bound(results, model)
         version = ".".join(str(part) for part in (opt.version() or ()))
         return Outcome(
             termination=termination,
@@ -281,6 +276,16 @@ def _run_legacy(solver: str) -> Callable[..., Outcome]:
         )
 
     return run
+
+
+def _glpk_bound(results: Any, model: Any) -> float | None:
+    problem = results.problem
+    bound = problem.lower_bound if model.sense == "min" else problem.upper_bound
+    try:
+        value = float(bound)
+    except (TypeError, ValueError):
+        return None
+    return value if abs(value) < float("inf") else None
 
 
 @contextlib.contextmanager

@@ -37,7 +37,7 @@ SOLVER_CAPABILITIES: dict[str, frozenset[Capability]] = {
     # dual is unique, so cvxpy:SCIP does not report duals.
     "SCIP": frozenset({Capability.LP, Capability.MILP}),
 }
-"""What each cvxpy solver takes; the first is the default of ``cvxpy``."""
+"""Capabilities of each cvxpy solver; the first solver is the default of ``cvxpy``."""
 
 SOLVERS = tuple(SOLVER_CAPABILITIES)
 
@@ -55,7 +55,7 @@ _STATUS = {
     "infeasible_or_unbounded": Termination.INFEASIBLE_OR_UNBOUNDED,
     "user_limit": Termination.TIME_LIMIT,
     "solver_error": Termination.ERROR,
-    # Inaccurate answers are kept with their point but never called optimal.
+    # Inaccurate solutions keep their point but are never called optimal.
     "optimal_inaccurate": Termination.NUMERICAL_ERROR,
     "infeasible_inaccurate": Termination.NUMERICAL_ERROR,
     "unbounded_inaccurate": Termination.NUMERICAL_ERROR,
@@ -64,7 +64,7 @@ _STATUS = {
 
 @dataclass
 class CvxpyModel:
-    """A cvxpy problem built from a CompiledModel, with what is needed to map answers back."""
+    """A cvxpy problem built from a CompiledModel, and the maps from its solution back to arrays."""
 
     problem: Any
     continuous: Any
@@ -126,7 +126,7 @@ class CvxpyBackend(Backend):
         raw = ""
         error_message = ""
         with capture_stdout() as output, warnings.catch_warnings(), _quiet_cvxpy_logger():
-            # cvxpy warns about inaccurate answers; the status mapping below reports them.
+            # cvxpy warns about inaccurate solutions, which the status mapping below reports.
             warnings.simplefilter("ignore", UserWarning)
             try:
                 built.problem.solve(solver=self.solver, verbose=True, **kwargs)

@@ -21,6 +21,7 @@ from gaplab.modeling.compiled import CompiledModel
 from gaplab.solvers._backend_util import (
     bundled_cbc_path,
     capture_stdout,
+    cbc_log_bound,
     solution_status_for,
     split_rows,
     tail,
@@ -132,7 +133,7 @@ class PulpBackend(Backend):
             raw_status=raw,
             log_tail=tail(log),
         )
-        result.bound = _cbc_bound(model, log, termination)
+        result.bound = _cbc_bound(model, log)
         return result
 
     def _run_highs(self, model: CompiledModel, problem: Any, options: SolveOptions) -> Result:
@@ -255,8 +256,8 @@ def _row_duals(model: CompiledModel, rows: list[tuple[int, Any]], solver: str) -
         if constraint.pi is None:
             return None
         duals[i] += float(constraint.pi)
-    # Both CBC and PuLP's HiGHS interface report duals of the problem they minimize, which for
-    # a maximization is the negated objective; gaplab's duals are per unit of the true objective.
+    # PuLP hands HiGHS the negated objective of a maximization, so its duals are negated too.
+    # CBC's duals already match HiGHS' sign convention (checked on a small maximization).
     if model.sense == "max" and solver == "highs":
         duals = -duals
     return duals
@@ -285,28 +286,19 @@ def _cbc_termination(problem: Any, log: str) -> tuple[Termination, str]:
 
 
 def model_is_mip(problem: Any) -> bool:
-    """Whether a PuLP problem has integer variables."""
+    """Return whether a PuLP problem has integer variables."""
     return bool(problem.isMIP())
 
 
-def _cbc_bound(model: CompiledModel, log: str, termination: Termination) -> float | None:
+def _cbc_bound(model: CompiledModel, log: str) -> float | None:
     if not model.is_mip:
         return None
-    # CBC prints "Lower bound:" in the sense it minimizes; with -max that is the negated
-    # objective, offset excluded.
-    # NOTE: the sign under -max was read from CBC 2.10 output, not from its documentation.
-    match = re.search(r"^Lower bound:\s*(\S+)", log, flags=re.MULTILINE)
-    if match is None:
-        if termination == Termination.OPTIMAL:
-            return None  # filled in from the objective by the caller
+    bound = cbc_log_bound(log)
+    if bound is None:
+        # The caller takes the objective as the bound of an optimal solve.
         return None
-    try:
-        value = float(match.group(1))
-    except ValueError:
-        return None
-    if model.sense == "max":
-        value = -value
-    return value + float(model.offset)
+    # PuLP leaves the objective constant out of the MPS file it hands CBC.
+    return bound + float(model.offset)
 
 
 def _cbc_version(log: str) -> str:

@@ -1,10 +1,10 @@
 """The pyomo backend: ``pyomo:highs``, ``pyomo:appsi_highs``, ``pyomo:scip``, ``pyomo:gurobi``,
 ``pyomo:cbc`` and ``pyomo:glpk``.
 
-The model is a ``ConcreteModel`` with one indexed ``Var`` and one indexed ``Constraint`` whose
-rule returns a ``LinearExpression`` built straight from a CSR row, which skips pyomo's
-operator overloading and is the quickest way to build a general model in pyomo 6. The solver
-interfaces that run it live in :mod:`gaplab.solvers._pyomo_runners`.
+The model is a ``ConcreteModel`` with one indexed ``Var`` and one indexed ``Constraint``. The
+constraint rule returns a ``LinearExpression`` built straight from a CSR row, which skips
+pyomo's operator overloading and is the quickest way to build a general model in pyomo 6.
+The solver interfaces that run it are in :mod:`gaplab.solvers._pyomo_runners`.
 """
 
 from __future__ import annotations

@@ -4,9 +4,10 @@ Each weighted element ``w_e * f(u_e)`` of a convex term, with ``u_e = A_e @ x + 
 epigraph column ``t_e`` and the objective takes ``w_e * t_e`` in its place. Since ``f`` is
 convex, every tangent ``t_e >= f(p) + f'(p) * (u_e - p)`` is valid, so the cut model (the
 master) is a relaxation and its optimum bounds the true optimum. The master starts with
-tangents spread over each argument's range, and each round adds the tangent at the current
-point of every element whose ``t_e`` falls short of ``f(u_e)``, until the true objective at
-the master's point and the master's bound differ by at most ``convex_tolerance``, relative.
+tangents spread over each argument's range. Each round then adds the tangent at the current
+point of every element whose ``t_e`` falls short of ``f(u_e)``. The rounds stop when the true
+objective at the master's point and the master's bound differ by at most ``convex_tolerance``,
+relative.
 Piecewise-linear terms are exact from the first round: each of their pieces is a cut.
 """
 
@@ -35,7 +36,7 @@ logger = logging.getLogger(__name__)
 MM1_LOAD_CAP = 1.0 - 1e-6
 """Largest load the master allows an M/M/1 term, as a fraction of its capacity.
 
-The term is infinite at capacity, so the master needs a finite cap; a model whose best point
+The term is infinite at capacity, so the master needs a finite cap. A model whose best point
 loads a queue above this fraction is solved as if that load were not allowed."""
 
 EXP_ARGUMENT_CAP = 50.0
@@ -113,7 +114,7 @@ class _Cuts:
         self.rhs.append(intercept + slope * b[element])
 
     def is_new(self, element: int, point: float) -> bool:
-        """Whether no tangent of ``element`` touches at ``point``, and record it if none does."""
+        """Record ``point`` for ``element`` and return true, unless a tangent touches there."""
         known = self.points.setdefault(element, [])
         tolerance = 1e-9 * max(1.0, abs(point))
         if any(abs(point - other) <= tolerance for other in known):
@@ -413,7 +414,7 @@ def _grow_box(elements: _Elements, on_box: np.ndarray) -> bool:
 
 
 def _master(model: CompiledModel, elements: _Elements, cuts: _Cuts) -> CompiledModel:
-    """The linear model with epigraph columns, argument limits and the cuts so far."""
+    """Build the linear master: epigraph columns, argument limits and the cuts so far."""
     n, count = model.num_cols, elements.size
     identity = sp.identity(count, format="csr")
     element = np.concatenate(cuts.element) if cuts.element else np.zeros(0, dtype=int)
@@ -458,7 +459,7 @@ def _master(model: CompiledModel, elements: _Elements, cuts: _Cuts) -> CompiledM
 def _blocks(
     original: tuple[Block, ...], size: int, added: list[tuple[str, int]], kind: str
 ) -> tuple[Block, ...]:
-    """The model's blocks followed by the master's own, so that labels and the IIS still work."""
+    """Append the master's blocks to the model's, so that labels and the IIS still work."""
     covered = sum(block.size for block in original) == size
     blocks = list(original) if covered else [Block("model", 0, size, pd.RangeIndex(size), kind)]
     start = size
