@@ -256,3 +256,26 @@ def test_index_sets_from_every_label_source():
     assert len(IndexSet("m", multi)) == 4
     with pytest.raises(TypeError, match="labels of index set"):
         IndexSet("bad", "abc")
+
+
+@settings(max_examples=60, deadline=None)
+@given(problems(), st.data())
+def test_sum_into_matches_numpy(problem, data):
+    a, b, rng = problem
+    m, first, second, x, y, z = _model(a, b)
+    values = rng.normal(size=m.num_cols)
+    xa = values[: a * b].reshape(a, b)
+    groups = data.draw(st.integers(1, 4))
+    group = m.index("G", [f"g{k}" for k in range(groups)])
+    owner = data.draw(st.lists(st.integers(0, groups - 1), min_size=a, max_size=a))
+
+    summed = x.sum_into(group, by=[f"g{k}" for k in owner], dim="A")
+    assert summed.dims == ("G", "B")
+    expected = np.zeros((groups, b))
+    for row, k in enumerate(owner):
+        expected[k] += xa[row]
+    np.testing.assert_allclose(evaluate(summed, values), expected, atol=1e-12)
+
+    by_series = pd.Series([f"g{k}" for k in owner], index=first.index)
+    again = x.sum_into(group, by=by_series.iloc[::-1], dim="A")
+    np.testing.assert_allclose(evaluate(again, values), expected, atol=1e-12)

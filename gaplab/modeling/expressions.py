@@ -184,6 +184,54 @@ class LinExpr:
         group = int(np.prod([len(self.sets[i]) for i in dropped_axes]))
         return _group_rows(self, keep, order, group)
 
+    def sum_into(self, into: IndexSet, by: Any, *, dim: str | None = None) -> LinExpr:
+        """Sum the rows along ``dim`` into the labels of ``into`` given by ``by``.
+
+        ``by`` names, for every label of ``dim`` in order, the label of ``into`` that its row
+        adds to (a list or array, or a Series indexed by the labels of ``dim``). Labels of
+        ``into`` that receive nothing become empty rows. This is a group-by sum, for example
+        flows summed by destination: ``flow.sum_into(node, by=arcs.dst, dim="arc")``.
+        """
+        if dim is None:
+            if len(self.sets) != 1:
+                raise ValueError(
+                    f"sum_into() on an expression over {self.dims} needs dim= to say which "
+                    "dimension to sum"
+                )
+            dim = self.dims[0]
+        axis = self.dims.index(self._set(dim).name)
+        source = self.sets[axis]
+        if isinstance(by, pd.Series):
+            missing = source.index.difference(by.index)
+            if len(missing):
+                raise AlignmentError(
+                    f"sum_into(): the Series has no target for labels {missing[:5].tolist()} "
+                    f"of {source.describe()}"
+                )
+            by = by.loc[source.index].to_numpy()
+        targets = into.positions(by)
+        if len(targets) != len(source):
+            raise ValueError(
+                f"sum_into(): by= has {len(targets)} entries, expected one per label of "
+                f"{source.describe()}"
+            )
+        stride = int(np.prod(self.shape[axis + 1 :], dtype=np.int64))
+        rows = np.arange(self.size, dtype=np.int64)
+        outer, position, inner = (
+            rows // (len(source) * stride),
+            (rows // stride) % len(source),
+            rows % stride,
+        )
+        new_sets = self.sets[:axis] + (into,) + self.sets[axis + 1 :]
+        new_size = int(np.prod([len(s) for s in new_sets], dtype=np.int64))
+        target_rows = (outer * len(into) + targets[position]) * stride + inner
+        summing = sp.csr_matrix(
+            (np.ones(self.size), (target_rows, rows)), shape=(new_size, self.size)
+        )
+        coef = (summing @ self.coef).tocsr()
+        coef.sum_duplicates()
+        return LinExpr(self.model, new_sets, coef, summing @ self.const)
+
     # ------------------------------------------------------------------ selection
 
     def sel(self, **selection: Any) -> LinExpr:

@@ -172,12 +172,18 @@ class Result:
 
     @property
     def gap(self) -> float | None:
-        """Relative gap ``|objective - bound| / max(1, |objective|)``, or ``None``."""
+        """Relative gap ``|objective - bound| / |objective|``, as MIP solvers report it.
+
+        Zero when the two agree to 1e-9; ``None`` without both values.
+        """
         if self.objective is None or self.bound is None:
             return None
         if not (math.isfinite(self.objective) and math.isfinite(self.bound)):
             return None
-        return abs(self.objective - self.bound) / max(1.0, abs(self.objective))
+        difference = abs(self.objective - self.bound)
+        if difference <= 1e-9:
+            return 0.0
+        return difference / max(abs(self.objective), 1e-9)
 
     @property
     def has_values(self) -> bool:
