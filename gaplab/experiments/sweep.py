@@ -24,12 +24,6 @@ from typing import Any
 
 import pandas as pd
 
-from gaplab.experiments.sweep_dask import (
-    DaskRunner,
-    SchedulerUnreachableError,
-    connect,
-    start_local_cluster,
-)
 from gaplab.experiments.sweep_executors import ExecutorBrokenError, FuturesRunner, Runner
 from gaplab.experiments.sweep_local import LocalPool, WorkerStartError
 from gaplab.experiments.sweep_progress import Progress
@@ -179,6 +173,8 @@ def _runner_for(executor: Any, workers: int | None) -> tuple[Runner, Any]:
         pool = LocalPool(workers)
         return pool, pool.close
     if executor == "dask":
+        from gaplab.experiments.sweep_dask import DaskRunner, start_local_cluster
+
         client, cluster = start_local_cluster(workers)
 
         def close() -> None:
@@ -194,6 +190,8 @@ def _runner_for(executor: Any, workers: int | None) -> tuple[Runner, Any]:
     if isinstance(executor, cf.Executor):
         return FuturesRunner(executor), lambda: None
     if _is_dask_client(executor):
+        from gaplab.experiments.sweep_dask import DaskRunner
+
         return DaskRunner(executor), lambda: None
     if callable(getattr(executor, "run", None)):
         return executor, lambda: None
@@ -288,6 +286,10 @@ def main(argv: list[str]) -> int:
 
     executor = args.executor or ("dask" if args.scheduler else "local")
     client = None
+    if executor == "dask":
+        from gaplab.experiments.sweep_dask import DaskRunner, SchedulerUnreachableError, connect
+    else:
+        SchedulerUnreachableError = ConnectionError  # noqa: N806 - nothing raises it here
     try:
         if args.scheduler:
             client = connect(args.scheduler)

@@ -8,12 +8,15 @@ task then gets an error row naming :class:`distributed.KilledWorker`.
 
 from __future__ import annotations
 
+import importlib
 import logging
 import os
 import time
 import uuid
 from collections.abc import Sequence
 from typing import Any
+
+from distributed.diagnostics.plugin import WorkerPlugin
 
 from gaplab.experiments.sweep_executors import ExecutorBrokenError, RowCallback, drive_futures
 from gaplab.experiments.sweep_task import Task, error_row, run_task
@@ -22,6 +25,10 @@ logger = logging.getLogger(__name__)
 
 CONNECT_TIMEOUT = 10.0
 """Seconds to wait for a scheduler before reporting it unreachable."""
+RESULT_TIMEOUT = 1.0
+"""Seconds to wait for the data of a finished task before checking deadlines again."""
+PROCESSING_INTERVAL = 0.25
+"""Seconds between two reads of the scheduler's list of running tasks."""
 WORKER_TIMEOUT = 60.0
 """Seconds to wait for the first worker of a cluster before giving up."""
 
@@ -30,8 +37,10 @@ class SchedulerUnreachableError(ConnectionError):
     """No Dask scheduler answered at the given address in time."""
 
 
-def connect(address: str, timeout: float = CONNECT_TIMEOUT) -> Any:
+def connect(address: str, timeout: float | None = None) -> Any:
     """Return a :class:`distributed.Client` connected to the scheduler at ``address``.
+
+    ``timeout`` is in seconds, :data:`CONNECT_TIMEOUT` when ``None``.
 
     Raises
     ------
@@ -40,6 +49,7 @@ def connect(address: str, timeout: float = CONNECT_TIMEOUT) -> Any:
     """
     from distributed import Client
 
+    timeout = CONNECT_TIMEOUT if timeout is None else timeout
     try:
         return Client(address, timeout=timeout)
     except (OSError, TimeoutError, ValueError) as exc:
@@ -53,20 +63,28 @@ def start_local_cluster(workers: int | None = None) -> tuple[Any, Any]:
     """Start a LocalCluster on 127.0.0.1 with one thread per worker; return (client, cluster).
 
     The scheduler and the workers listen only on 127.0.0.1, on free ports, and the cluster
-    serves no dashboard.
+    serves no dashboard. The scheduler sends a worker one task at a time (worker saturation
+    1.0), so a task that kills its worker takes no queued task down with it, and it gives up on
+    a task after two worker deaths (one retry) instead of four.
     """
+    import dask
     from distributed import Client, LocalCluster
 
     size = workers if workers is not None else (os.cpu_count() or 1)
-    cluster = LocalCluster(
-        n_workers=size,
-        threads_per_worker=1,
-        processes=True,
-        host="127.0.0.1",
-        scheduler_port=0,
-        dashboard_address="127.0.0.1:0",
-        scheduler_kwargs={"dashboard": False},
-    )
+    settings = {
+        "distributed.scheduler.worker-saturation": 1.0,
+        "distributed.scheduler.allowed-failures": 1,
+    }
+    with dask.config.set(settings):
+        cluster = LocalCluster(
+            n_workers=size,
+            threads_per_worker=1,
+            processes=True,
+            host="127.0.0.1",
+            scheduler_port=0,
+            dashboard_address="127.0.0.1:0",
+            scheduler_kwargs={"dashboard": False},
+        )
     try:
         client = Client(cluster)
     except BaseException:
@@ -83,8 +101,9 @@ class DaskRunner:
     client
         A connected client; the caller owns it and closes it.
     restart_hung_workers
-        Restart the worker that holds a task past its deadline. Do this only on a cluster the
-        sweep owns, because a restart also ends whatever else that worker runs.
+        End the worker process that holds a task past its deadline, so that its nanny starts a
+        fresh one. Do this only on a cluster the sweep owns, because it also ends whatever else
+        that worker runs.
     worker_timeout
         Seconds to wait for the cluster's first worker.
     """
@@ -101,10 +120,14 @@ class DaskRunner:
         self.worker_timeout = worker_timeout
         self._slots = 0
         self._slots_read_at = -1.0
+        self._processing: set[str] = set()
+        self._processing_read_at = -1.0
 
     def run(self, tasks: Sequence[Task], on_row: RowCallback) -> None:
         if not tasks:
             return
+        modules = sorted({module for task in tasks for module in task.imports})
+        self.client.register_plugin(ImportPlugin(modules), name="gaplab-sweep-imports")
         try:
             self.client.wait_for_workers(1, timeout=self.worker_timeout)
         except TimeoutError as exc:
@@ -125,16 +148,30 @@ class DaskRunner:
             self._slots_read_at = now
         return self._slots
 
-    def row_of(self, future: Any, task: Task) -> dict[str, Any]:
+    def is_running(self, future: Any) -> bool:
+        now = time.monotonic()
+        if now - self._processing_read_at > PROCESSING_INTERVAL:
+            held = self.client.processing()
+            self._processing = {key for keys in held.values() for key in keys}
+            self._processing_read_at = now
+        return future.key in self._processing
+
+    def row_of(self, future: Any, task: Task) -> dict[str, Any] | None:
         from distributed import KilledWorker
 
+        if future.status == "pending":
+            return None
         if future.cancelled() or self.client.status not in ("running", "connecting"):
             raise ExecutorBrokenError(
                 f"the Dask cluster dropped task {task.task_id} (client status "
                 f"{self.client.status!r}); rerun the sweep to finish the remaining tasks"
             )
         try:
-            row: dict[str, Any] = future.result()
+            # A worker that dies after the task finished takes the result with it; the
+            # scheduler then runs the task again and the future waits, so do not block here.
+            row: dict[str, Any] = future.result(timeout=RESULT_TIMEOUT)
+        except TimeoutError:
+            return None
         except KilledWorker as exc:
             return error_row(task, f"worker crashed: the task ended the worker processes that ran it ({exc})")
         except Exception as exc:  # noqa: BLE001 - reported as the task's error row
@@ -142,18 +179,40 @@ class DaskRunner:
         return row
 
     def abandon(self, future: Any, task: Task) -> bool:
-        holder = None
-        if self.restart_hung_workers:
-            for address, keys in self.client.processing().items():
-                if future.key in keys:
-                    holder = address
+        holders = [
+            address for address, keys in self.client.processing().items() if future.key in keys
+        ]
         future.cancel()
-        if holder is None:
+        if not holders:
+            return True  # no worker runs it any more, so no slot is lost
+        if not self.restart_hung_workers:
             return False
+        # The worker's event loop still answers while its task thread is stuck, so it can run
+        # the exit; the nanny then starts a new worker and the slot comes back.
         try:
-            self.client.restart_workers([holder], timeout=WORKER_TIMEOUT)
+            self.client.run(_exit_worker, workers=holders, wait=False)
         except Exception as exc:  # noqa: BLE001 - the sweep goes on with one slot fewer
-            logger.error("restarting Dask worker %s failed: %s", holder, exc)
+            logger.error("ending the hung Dask worker %s failed: %s", holders, exc)
             return False
         self._slots_read_at = -1.0
         return True
+
+
+class ImportPlugin(WorkerPlugin):
+    """Imports gaplab's models and the tasks' extra modules when a worker starts.
+
+    A worker that starts (or restarts after a crash) then runs its first task as fast as the
+    next, so that the import time does not count against that task's deadline.
+    """
+
+    def __init__(self, modules: Sequence[str] = ()) -> None:
+        self.modules = tuple(modules)
+
+    def setup(self, worker: Any) -> None:
+        for module in ("gaplab.experiments.sweep_task", "gaplab.models", *self.modules):
+            importlib.import_module(module)
+
+
+async def _exit_worker() -> None:
+    """End the worker process at once (``Client.run`` without waiting needs a coroutine)."""
+    os._exit(1)

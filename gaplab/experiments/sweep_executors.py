@@ -1,14 +1,13 @@
 """Running sweep tasks on executors that hand back futures: concurrent.futures and Dask.
 
-Both go through :func:`drive_futures`, which keeps a window of submitted tasks and measures each
-task's deadline from the moment it can be running. Executors run tasks roughly in submission
-order (a concurrent.futures pool strictly, the Dask scheduler by priority, which follows
-submission order), so a task's clock starts when fewer tasks than the executor has slots were
-submitted before it and are still pending. Submitting up to twice the slot count hides the round
-trip between two tasks without letting a task wait long behind others while its clock runs.
+Both go through :func:`drive_futures`, which keeps up to twice as many tasks submitted as the
+executor has slots, so the next task is already waiting when one finishes. A task's deadline
+clock starts when the executor reports it running (``Future.running()`` for concurrent.futures,
+the scheduler's processing list for Dask) and restarts if it goes back to waiting, as a Dask task
+does when its worker dies.
 
 A task past its deadline is abandoned: its future is cancelled and its row records the timeout.
-A future cannot stop a running thread, so unless the runner can restart the worker that holds the
+A future cannot stop a running thread, so unless the runner can end the worker that holds the
 task (Dask clusters that the sweep started itself), the slot stays busy and the runner counts one
 slot fewer from then on.
 """
@@ -48,7 +47,11 @@ class _Backend(Protocol):
 
     def slots(self) -> int: ...
 
-    def row_of(self, future: Any, task: Task) -> dict[str, Any]: ...
+    def is_running(self, future: Any) -> bool: ...
+
+    def row_of(self, future: Any, task: Task) -> dict[str, Any] | None:
+        """Return the task's row, or None when the future went back to pending."""
+        ...
 
     def abandon(self, future: Any, task: Task) -> bool:
         """Cancel a hung task; return True when its slot is free again."""
@@ -88,18 +91,23 @@ def drive_futures(backend: _Backend, tasks: Sequence[Task], on_row: RowCallback)
                 future.add_done_callback(lambda _, key=key: finished.put(key))
 
             now = time.monotonic()
-            for item in list(pending.values())[:slots]:
-                if item.started_at is None:
-                    item.started_at = now
+            for item in pending.values():
+                if backend.is_running(item.future):
+                    if item.started_at is None:
+                        item.started_at = now
+                elif not item.future.done():
+                    item.started_at = None
 
             try:
                 key = finished.get(timeout=_wait_seconds(pending))
             except queue.Empty:
                 pass
             else:
-                _collect(backend, pending, key, on_row)
+                keys = [key]
                 while not finished.empty():
-                    _collect(backend, pending, finished.get_nowait(), on_row)
+                    keys.append(finished.get_nowait())
+                for key in keys:
+                    _collect(backend, pending, key, on_row, finished)
 
             lost_slots += _abandon_overdue(backend, pending, on_row)
     finally:
@@ -116,11 +124,23 @@ def _wait_seconds(pending: dict[int, _Pending]) -> float:
     return max(wait, 0.001)
 
 
-def _collect(backend: _Backend, pending: dict[int, _Pending], key: int, on_row: RowCallback) -> None:
-    item = pending.pop(key, None)
+def _collect(
+    backend: _Backend,
+    pending: dict[int, _Pending],
+    key: int,
+    on_row: RowCallback,
+    finished: queue.Queue[int],
+) -> None:
+    item = pending.get(key)
     if item is None:
         return  # abandoned earlier; its late callback carries nothing to record
-    on_row(backend.row_of(item.future, item.task))
+    row = backend.row_of(item.future, item.task)
+    if row is None:
+        # The result was lost with its worker and the task runs again: wait for it anew.
+        item.future.add_done_callback(lambda _: finished.put(key))
+        return
+    del pending[key]
+    on_row(row)
 
 
 def _abandon_overdue(backend: _Backend, pending: dict[int, _Pending], on_row: RowCallback) -> int:
@@ -132,12 +152,12 @@ def _abandon_overdue(backend: _Backend, pending: dict[int, _Pending], on_row: Ro
         del pending[key]
         freed = backend.abandon(item.future, item.task)
         lost += 0 if freed else 1
-        action = "worker restarted" if freed else "task abandoned, its slot stays busy"
+        action = "task cancelled, slot freed" if freed else "task abandoned, its slot stays busy"
         logger.warning("task %s ran past its deadline; %s", item.task.task_id, action)
         on_row(
             error_row(
                 item.task,
-                f"timed out: no result {now - item.started_at:.1f} s after it could start "
+                f"timed out: still running {now - item.started_at:.1f} s after it started "
                 f"(time limit {item.task.time_limit:g} s plus grace {item.task.grace:g} s); "
                 f"{action}",
                 wall_seconds=now - item.started_at,
@@ -184,7 +204,10 @@ class FuturesRunner:
     def slots(self) -> int:
         return self._slots
 
-    def row_of(self, future: Any, task: Task) -> dict[str, Any]:
+    def is_running(self, future: Any) -> bool:
+        return bool(future.running())
+
+    def row_of(self, future: Any, task: Task) -> dict[str, Any] | None:
         try:
             row: dict[str, Any] = future.result()
         except cf.BrokenExecutor:

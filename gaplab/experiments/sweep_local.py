@@ -67,6 +67,9 @@ class _Worker:
 
 def _serve(conn: mpc.Connection) -> None:
     """Run tasks received on ``conn`` until the parent sends ``None`` or goes away."""
+    # Importing the models before reporting ready keeps the import time out of the first
+    # task's deadline.
+    import gaplab.models  # noqa: F401
     from gaplab.experiments.sweep_task import run_task
 
     conn.send(("ready", os.getpid()))

@@ -156,7 +156,7 @@ def run_task(task: Task) -> dict[str, Any]:
     try:
         row = _run(task)
     except Exception as exc:  # noqa: BLE001 - any failure of the task is data for the sweep
-        logger.warning("task %s (%s on %s) failed: %s", task.task_id, task.method, task.instance, exc)
+        logger.info("task %s (%s on %s) failed: %s", task.task_id, task.method, task.instance, exc)
         where = traceback.extract_tb(exc.__traceback__)[-1] if exc.__traceback__ else None
         place = f" at {os.path.basename(where.filename)}:{where.lineno}" if where else ""
         row = error_row(task, f"{type(exc).__name__}: {exc}{place}")
