@@ -171,7 +171,6 @@ def extras(instance: Instance, out_dir: Path | None, quick: bool) -> list[dict[s
     table = policy_table(instance, gpus, horizon)
     rows: list[dict[str, Any]] = [
         {
-            "instance": instance.name,
             "method": f"sim:{row.policy}@n={row.gpus}",
             "kind": "simulation",
             "objective": row.revenue,
@@ -188,7 +187,6 @@ def extras(instance: Instance, out_dir: Path | None, quick: bool) -> list[dict[s
         for row in frame.itertuples():
             rows.append(
                 {
-                    "instance": instance.name,
                     "method": f"lp:{field}<={row.bound:g}",
                     "kind": "sweep",
                     "objective": row.revenue,
