@@ -18,6 +18,12 @@ prefill slot, F = prefill-first use of freed slots), SP / WSP = with / without s
 - ``GI-WSP`` the gate on the coupled architecture, no partition;
 - ``GF-WSP`` gate, decoupled decodes, prefill-first slot use, no partition;
 - ``FG-SP`` partition and greedy router without the gate (FCFS admission).
+
+Design choices where the published description leaves the mechanics open: without a partition
+a prefill takes one of the GPU's B slots and slows every decode on that GPU to mixed speed, the
+gate admits a class only while its prefill occupancy is below ``n x_i*`` (otherwise nothing
+would bound the number of prefills), and ``GF-WSP`` places a decode on a uniformly chosen GPU
+with a free slot.
 """
 
 from __future__ import annotations
