@@ -28,9 +28,9 @@ from gaplab.experiments.sweep_executors import ExecutorBrokenError, FuturesRunne
 from gaplab.experiments.sweep_local import LocalPool, WorkerStartError
 from gaplab.experiments.sweep_progress import Progress
 from gaplab.experiments.sweep_spec import SpecError, load_spec
-from gaplab.experiments.sweep_store import ResultStore
+from gaplab.experiments.sweep_store import ResultStore, rows_to_frame
 from gaplab.experiments.sweep_summary import format_summary, summarize, summarize_folder
-from gaplab.experiments.sweep_task import ROW_COLUMNS, Task
+from gaplab.experiments.sweep_task import Task
 
 logger = logging.getLogger(__name__)
 
@@ -107,11 +107,11 @@ def solve_many(
     >>> with ThreadPoolExecutor(2) as pool:
     ...     report = solve_many(spec, pool)
     >>> report.rows[["instance", "method", "state", "objective"]]
-             instance      method state  objective
-    0  size=tiny,seed=0  exact:milp    ok      197.0
-    1  size=tiny,seed=0      greedy    ok      212.0
-    2  size=tiny,seed=1  exact:milp    ok      206.0
-    3  size=tiny,seed=1      greedy    ok      206.0
+               instance      method state  objective
+    0  size=tiny,seed=0  exact:milp    ok      195.0
+    1  size=tiny,seed=0      greedy    ok      207.0
+    2  size=tiny,seed=1  exact:milp    ok      185.0
+    3  size=tiny,seed=1      greedy    ok      185.0
     """
     tasks = _as_tasks(tasks_or_spec)
     store = ResultStore(out) if out is not None else None
@@ -212,15 +212,12 @@ def _is_dask_client(value: Any) -> bool:
 def _rows_in_order(
     tasks: list[Task], fresh: dict[str, dict[str, Any]], store: ResultStore | None
 ) -> pd.DataFrame:
-    earlier = [t.task_id for t in tasks if t.task_id not in fresh]
-    stored = store.read(earlier) if store is not None and earlier else None
     by_id = dict(fresh)
-    if stored is not None:
-        for record in stored.to_dict(orient="records"):
-            by_id[record["task_id"]] = record
-    ordered = [by_id[t.task_id] for t in tasks if t.task_id in by_id]
-    frame = pd.DataFrame.from_records(ordered, columns=list(ROW_COLUMNS))
-    return frame
+    earlier = [t.task_id for t in tasks if t.task_id not in fresh]
+    if store is not None and earlier:
+        for row in store.read_rows(earlier):
+            by_id[row["task_id"]] = row
+    return rows_to_frame([by_id[t.task_id] for t in tasks if t.task_id in by_id])
 
 
 # ---------------------------------------------------------------------- command line

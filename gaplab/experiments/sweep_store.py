@@ -75,9 +75,9 @@ class ResultStore:
             raise
         return target
 
-    def read(self, task_ids: Iterable[str] | None = None) -> pd.DataFrame:
-        """Read every result file, or only those of ``task_ids``, into one DataFrame."""
-        return read_results(self.folder, task_ids)
+    def read_rows(self, task_ids: Iterable[str]) -> list[dict[str, Any]]:
+        """Read the rows of ``task_ids`` as dicts of Python values; ids without a file are skipped."""
+        return _read_table(self.folder, task_ids).to_pylist()
 
 
 def read_results(folder: str | os.PathLike[str], task_ids: Iterable[str] | None = None) -> pd.DataFrame:
@@ -98,12 +98,20 @@ def read_results(folder: str | os.PathLike[str], task_ids: Iterable[str] | None 
     folder = Path(folder)
     if not folder.is_dir():
         raise FileNotFoundError(f"sweep results folder {str(folder)!r} not found")
+    return _read_table(folder, task_ids).to_pandas()
+
+
+def rows_to_frame(rows: list[dict[str, Any]]) -> pd.DataFrame:
+    """Turn result rows into a DataFrame with the same column types as :func:`read_results`."""
+    return pa.Table.from_pylist(rows, schema=SCHEMA).to_pandas()
+
+
+def _read_table(folder: Path, task_ids: Iterable[str] | None) -> pa.Table:
     if task_ids is None:
         paths = sorted(p for p in folder.glob(f"*{SUFFIX}") if not p.name.startswith((".", "_")))
     else:
         paths = [folder / f"{i}{SUFFIX}" for i in task_ids]
         paths = [p for p in paths if p.is_file()]
     if not paths:
-        return SCHEMA.empty_table().to_pandas()
-    dataset = ds.dataset([str(p) for p in paths], schema=SCHEMA, format="parquet")
-    return dataset.to_table().to_pandas()
+        return SCHEMA.empty_table()
+    return ds.dataset([str(p) for p in paths], schema=SCHEMA, format="parquet").to_table()
