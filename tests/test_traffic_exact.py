@@ -19,7 +19,12 @@ from gaplab.models.traffic import (
     symmetric_instance,
 )
 from gaplab.models.traffic.certificate import lower_bound
-from gaplab.models.traffic.delay import node_marginal, source_delay, utilization
+from gaplab.models.traffic.delay import (
+    access_marginal,
+    node_marginal,
+    source_delay,
+    utilization,
+)
 from gaplab.solvers import SolveOptions, get_backend
 from gaplab.solvers.registry import UnknownBackendError
 
@@ -199,3 +204,38 @@ def test_lower_bound_brackets_optimum(optimum: np.ndarray) -> None:
     result, _ = solve_direct(inst)
     assert result.gap is not None
     assert result.gap <= 1e-12
+
+
+def test_marginal_costs_match_finite_differences() -> None:
+    inst = generate(9, (4, 3), load=0.2)
+    equal_split_flows = np.repeat(inst.rates[:, None] / 3, 3, axis=1)
+    x = equal_split_flows
+    assert np.isfinite(objective(inst, x))
+    route = access_marginal(inst, x) + node_marginal(inst, x.sum(axis=0))[None, :]
+    step = 1e-6
+    for i in range(inst.num_sources):
+        for j in range(inst.num_nodes):
+            bumped = equal_split_flows.copy()
+            bumped[i, j] += step
+            lowered = equal_split_flows.copy()
+            lowered[i, j] -= step
+            slope = (objective(inst, bumped) - objective(inst, lowered)) / (2 * step)
+            assert slope == pytest.approx(route[i, j], rel=1e-6)
+
+
+@settings(max_examples=15, deadline=None)
+@given(seed=st.integers(0, 1000), factor=st.floats(0.3, 0.99))
+def test_less_demand_lowers_optimum(seed: int, factor: float) -> None:
+    inst = generate(seed, (6, 3))
+    lighter = Instance(
+        name="lighter",
+        sources=inst.sources,
+        nodes=inst.nodes,
+        rates=inst.rates * factor,
+        node_capacity=inst.node_capacity,
+        access_capacity=inst.access_capacity,
+    )
+    _, base = solve_direct(inst)
+    _, less = solve_direct(lighter)
+    assert base is not None and less is not None
+    assert objective(lighter, less.flows) < objective(inst, base.flows)
