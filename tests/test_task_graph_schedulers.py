@@ -223,3 +223,22 @@ def test_original_release_rule_places_tasks_in_the_past():
     strict = last_k(instance, "heft", 2)
     assert validate(instance, strict) == []
     assert strict.start[1] == pytest.approx(0.5)
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    seed=st.integers(0, 10_000),
+    zero_mask=st.lists(st.booleans(), min_size=12, max_size=12),
+    k=st.sampled_from([1, 2, None]),
+    base=st.sampled_from(sorted(BASES)),
+)
+def test_zero_cost_tasks_stay_valid(seed, zero_mask, k, base):
+    instance = stream(seed, graphs=3, tasks=4, nodes=2, process="burst")
+    graphs = []
+    for i, graph in enumerate(instance.graphs):
+        costs = tuple(0.0 if zero_mask[4 * i + j] else c for j, c in enumerate(graph.costs))
+        edges = tuple((p, c, 0.0) for p, c, _ in graph.edges)
+        graphs.append(dataclasses.replace(graph, costs=costs, edges=edges))
+    zeroed = dataclasses.replace(instance, graphs=tuple(graphs))
+    schedule = last_k(zeroed, base, k)
+    assert validate(zeroed, schedule) == []
