@@ -25,7 +25,7 @@ def _same_plan(a: Schedule, b: Schedule) -> bool:
 
 
 def diamond_instance() -> Instance:
-    """Hand-solved: optimum 5 (see test_heft_matches_hand_optimum)."""
+    """Hand-solved: optimum 5 (see test_heft_matches_hand_optimum_on_diamond)."""
     graph = TaskGraph(
         "d",
         0.0,
