@@ -27,8 +27,8 @@ from collections import deque
 
 import numpy as np
 
-from gaplab.models.blockchain.graph import ConflictGraph, build_conflict_graph
-from gaplab.models.blockchain.instance import BlockInstance, Transaction
+from gaplab.models.blockchain.graph import ConflictGraph
+from gaplab.models.blockchain.instance import BlockInstance
 from gaplab.models.blockchain.schedule import NOT_SELECTED, Schedule, from_rounds
 
 # ---------------------------------------------------------------------- problem (i)
@@ -138,21 +138,31 @@ def sequential(instance: BlockInstance) -> Schedule:
     return Schedule(np.zeros(instance.n, dtype=np.int64), start, "sequential")
 
 
-def sol_batches(instance: BlockInstance, graph: ConflictGraph | None = None) -> Schedule:
-    """Sol (a): batches with a barrier between them, on the given conflict graph.
+def sol_batches(instance: BlockInstance, *, declared: bool = False) -> Schedule:
+    """Sol (a): batches with a barrier between them.
 
     Scan the block in order; a transaction joins the current batch when it conflicts with
     nothing in it (unit case: and the batch has fewer than p members), otherwise it opens the
-    next batch. A batch lasts max t when it has at most p members, else its LPT makespan.
+    next batch. A batch lasts max t when it has at most p members, else its LPT makespan. With
+    ``declared=True`` every key counts as a write (Sol (b)).
+
+    The conflict test uses the key index directly: per key, the last batch that wrote it and
+    the last batch that read it, so no pair of transactions is ever compared.
     """
-    graph = graph or instance.graph
     n, p = instance.n, instance.cores
     times = instance.times
-    batch = np.full(n, -1, dtype=np.int64)
+    batch = np.zeros(n, dtype=np.int64)
     members: list[list[int]] = []
-    for j in range(n):
-        current = len(members) - 1
-        fits = current >= 0 and not bool((batch[graph.pred(j)] == current).any())
+    last_write: dict[str, int] = {}
+    last_read: dict[str, int] = {}
+    current = -1
+    for j, tx in enumerate(instance.transactions):
+        writes = tx.writes | tx.reads if declared else tx.writes
+        reads = frozenset() if declared else tx.reads - tx.writes
+        fits = current >= 0 and not (
+            any(last_write.get(k) == current or last_read.get(k) == current for k in writes)
+            or any(last_write.get(k) == current for k in reads)
+        )
         if fits and instance.unit and len(members[current]) >= p:
             fits = False
         if not fits:
@@ -160,8 +170,13 @@ def sol_batches(instance: BlockInstance, graph: ConflictGraph | None = None) -> 
             current += 1
         members[current].append(j)
         batch[j] = current
+        for k in writes:
+            last_write[k] = current
+        for k in reads:
+            last_read[k] = current
+    method = "sol-declared" if declared else "sol"
     if instance.unit:
-        return from_rounds(batch + 1, "sol")
+        return from_rounds(batch + 1, method)
 
     start = np.zeros(n)
     core = np.zeros(n, dtype=np.int64)
@@ -177,18 +192,13 @@ def sol_batches(instance: BlockInstance, graph: ConflictGraph | None = None) -> 
             load, c = heapq.heappop(loads)
             core[j], start[j] = c, clock + load
             heapq.heappush(loads, (load + float(times[j]), c))
-        clock += max(load for load, _ in loads)
-    return Schedule(core, start, "sol")
+        clock += max(end for end, _ in loads)
+    return Schedule(core, start, method)
 
 
 def sol_declared(instance: BlockInstance) -> Schedule:
     """Sol (b): batches on coarse declared access, every key treated as a write."""
-    coarse = [
-        Transaction(tx.id, frozenset(), tx.reads | tx.writes, tx.gas, tx.reward)
-        for tx in instance.transactions
-    ]
-    schedule = sol_batches(instance, build_conflict_graph(coarse))
-    return Schedule(schedule.core, schedule.start, "sol-declared")
+    return sol_batches(instance, declared=True)
 
 
 # ---------------------------------------------------------------------- problem (ii)
@@ -210,20 +220,15 @@ def _rounds_greedy(instance: BlockInstance, method: str, by: str) -> Schedule:
         if rem.size == 0:
             break
         if by == "score":
-            score = w[rem] / (deg[rem] + 1.0)
-            order = rem[np.lexsort((ids[rem], deg[rem], -w[rem], -score))]
+            primary = w[rem] / (deg[rem] + 1.0)
+            keys: tuple[np.ndarray, ...] = (ids[rem], deg[rem], -w[rem], -primary)
         elif by == "tip":
-            order = rem[np.lexsort((ids[rem], -tips[rem]))]
+            primary = tips[rem]
+            keys = (ids[rem], -primary)
         else:
-            order = rem[np.lexsort((ids[rem], -w[rem]))]
-        picks: list[int] = []
-        for i in order.tolist():
-            if len(picks) == p:
-                break
-            if blocked_in[i] == r:
-                continue
-            picks.append(i)
-            blocked_in[graph.neighbours(i)] = r
+            primary = w[rem]
+            keys = (ids[rem], -primary)
+        picks = _greedy_independent(graph, rem, primary, keys, p, blocked_in, r)
         if not picks:
             break
         rounds[picks] = r
@@ -234,6 +239,45 @@ def _rounds_greedy(instance: BlockInstance, method: str, by: str) -> Schedule:
                 v = v[~selected[v]]
                 deg[v] -= 1
     return from_rounds(rounds, method)
+
+
+def _greedy_independent(
+    graph: ConflictGraph,
+    rem: np.ndarray,
+    primary: np.ndarray,
+    keys: tuple[np.ndarray, ...],
+    p: int,
+    blocked_in: np.ndarray,
+    r: int,
+) -> list[int]:
+    """Scan ``rem`` in the order of ``keys`` (np.lexsort keys, ``primary`` descending first)
+    and pick up to p that are not neighbours of an earlier pick.
+
+    Only the best few candidates are sorted: every entry whose primary key ties or beats the
+    K-th best, so the order among them is the full lexicographic order. K doubles until p
+    picks are found or ``rem`` is exhausted.
+    """
+    picks: list[int] = []
+    seen = 0
+    take = min(rem.size, 8 * p + 64)
+    while True:
+        if take < rem.size:
+            threshold = np.partition(primary, rem.size - take)[rem.size - take]
+            part = np.flatnonzero(primary >= threshold)
+        else:
+            part = np.arange(rem.size)
+        order = rem[part[np.lexsort(tuple(k[part] for k in keys))]]
+        for i in order[seen:].tolist():
+            if len(picks) == p:
+                return picks
+            if blocked_in[i] == r:
+                continue
+            picks.append(i)
+            blocked_in[graph.neighbours(i)] = r
+        seen = order.size
+        if len(picks) == p or order.size == rem.size:
+            return picks
+        take = min(rem.size, 2 * take)
 
 
 def _event_greedy(instance: BlockInstance, order: np.ndarray, method: str) -> Schedule:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 import numpy as np
@@ -10,6 +11,8 @@ import scipy.sparse as sp
 from gaplab.modeling import IndexSet, LinExpr, Model
 from gaplab.models.blockchain.graph import ConflictGraph
 from gaplab.solvers.result import Result, SolutionStatus, SolveOptions, Termination
+
+logger = logging.getLogger(__name__)
 
 TIME_SCALE = 1000.0
 """Heterogeneous runtimes enter the MILPs in kgas, so big-M values stay near 1e4, not 1e7."""
@@ -76,6 +79,21 @@ def result_without_solve(model: Model, value: float, bound: float, reason: str) 
         raw_status="proved by bounds",
         message=reason,
     )
+
+
+def usable(result: Result) -> bool:
+    """True when the solve returned a point that satisfies the model within tolerance."""
+    if result.x is None:
+        return False
+    if result.solution_status != SolutionStatus.FEASIBLE_POINT:
+        logger.warning(
+            "%s returned a point with status %s (max violation %s); it is not used",
+            result.model_name,
+            result.solution_status.value,
+            result.max_violation,
+        )
+        return False
+    return True
 
 
 def column_values(result: Result, block: str) -> np.ndarray:

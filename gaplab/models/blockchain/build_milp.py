@@ -35,6 +35,7 @@ from gaplab.models.blockchain._milp import (
     option_fields,
     pick,
     result_without_solve,
+    usable,
 )
 from gaplab.models.blockchain.instance import BlockInstance
 from gaplab.models.blockchain.schedule import Schedule, from_rounds, left_shift
@@ -150,7 +151,7 @@ def _add_bound_rows(
 
 
 def _interpret_continuous(instance: BlockInstance, result: Result, method: str) -> Schedule | None:
-    if result.x is None:
+    if not usable(result):
         return None
     v = column_values(result, "v") > 0.5
     x = column_values(result, "x").reshape(instance.n, instance.cores)
@@ -217,7 +218,7 @@ def build_rounds(
 
 
 def _interpret_rounds(instance: BlockInstance, result: Result, method: str) -> Schedule | None:
-    if result.x is None:
+    if not usable(result):
         return None
     x = column_values(result, "x").reshape(instance.n, instance.rounds)
     rounds = np.where(x.max(axis=1) > 0.5, x.argmax(axis=1) + 1, 0)

@@ -41,6 +41,7 @@ from gaplab.models.blockchain._milp import (
     pick,
     result_without_solve,
     transitive_reduction,
+    usable,
 )
 from gaplab.models.blockchain.graph import bounds
 from gaplab.models.blockchain.instance import BlockInstance
@@ -139,7 +140,7 @@ def build_continuous(
 
 
 def _interpret_continuous(instance: BlockInstance, result: Result, method: str) -> Schedule | None:
-    if result.x is None:
+    if not usable(result):
         return None
     x = column_values(result, "x").reshape(instance.n, instance.cores)
     start = column_values(result, "start")
@@ -228,7 +229,7 @@ def build_rounds(instance: BlockInstance, *, strengthened: bool, upper: int | No
 
 
 def _interpret_rounds(instance: BlockInstance, result: Result, method: str) -> Schedule | None:
-    if result.x is None:
+    if not usable(result):
         return None
     horizon = column_values(result, "used").size
     x = column_values(result, "x").reshape(instance.n, horizon)

@@ -19,6 +19,7 @@ from functools import cached_property
 from typing import TYPE_CHECKING
 
 import numpy as np
+import scipy.sparse as sp
 
 if TYPE_CHECKING:
     from gaplab.models.blockchain.instance import BlockInstance, Transaction
@@ -60,12 +61,31 @@ class ConflictGraph:
         return self.dst[self.succ_ptr[i] : self.succ_ptr[i + 1]]
 
     @cached_property
+    def _pred_csr(self) -> tuple[np.ndarray, np.ndarray]:
+        """Predecessor lists, ascending: sorted by target, stable, so sources stay in order."""
+        forward = sp.csr_matrix(
+            (np.ones(self.num_edges, dtype=np.int8), self.dst, self.succ_ptr),
+            shape=(self.n, self.n),
+        )
+        backward = forward.tocsc()  # a counting sort in C; row indices come out ascending
+        return backward.indptr.astype(np.int64), backward.indices.astype(np.int64)
+
+    @cached_property
     def _adjacency(self) -> tuple[np.ndarray, np.ndarray]:
-        both_src = np.concatenate([self.src, self.dst])
-        both_dst = np.concatenate([self.dst, self.src])
-        order = np.lexsort((both_dst, both_src))
-        ptr = np.searchsorted(both_src[order], np.arange(self.n + 1)).astype(np.int64)
-        return ptr, both_dst[order]
+        """Undirected CSR: for each i its predecessors, then its successors, both ascending."""
+        n = self.n
+        pred_ptr, preds = self._pred_csr
+        pred_count = np.diff(pred_ptr)
+        succ_count = np.diff(self.succ_ptr)
+        ptr = np.zeros(n + 1, dtype=np.int64)
+        np.cumsum(pred_count + succ_count, out=ptr[1:])
+        idx = np.empty(2 * self.num_edges, dtype=np.int64)
+        targets = np.repeat(np.arange(n), pred_count)
+        rank = np.arange(targets.size) - pred_ptr[targets]
+        idx[ptr[targets] + rank] = preds
+        rank = np.arange(self.src.size) - self.succ_ptr[self.src]
+        idx[ptr[self.src] + pred_count[self.src] + rank] = self.dst
+        return ptr, idx
 
     def neighbours(self, i: int) -> np.ndarray:
         ptr, idx = self._adjacency
@@ -112,15 +132,39 @@ class ConflictGraph:
 
     # ------------------------------------------------------------------ DAG levels
 
+    @cached_property
+    def sink_levels(self) -> tuple[np.ndarray, ...]:
+        """Transactions grouped so that every successor of a group lies in an earlier group.
+
+        Group 0 holds the sinks; group k the transactions whose longest path to a sink has k
+        arcs. Used to compute bottom levels and volumes with one vectorized step per group.
+        """
+        ptr, idx = self._pred_csr
+        remaining = self.outdegree.copy()
+        frontier = np.flatnonzero(remaining == 0)
+        levels = []
+        while frontier.size:
+            levels.append(frontier)
+            preds = idx[_gather(ptr, frontier)]
+            if preds.size == 0:
+                break
+            remaining -= np.bincount(preds, minlength=self.n)
+            done = np.sort(preds[remaining[preds] == 0])
+            frontier = done[np.r_[True, done[1:] != done[:-1]]] if done.size else done
+        return tuple(levels)
+
+    def _reduce_over_successors(self, times: np.ndarray, ufunc: np.ufunc) -> np.ndarray:
+        """value[i] = t_i + ufunc-reduce of value over the successors of i (sinks: t_i)."""
+        value = np.array(times, dtype=float)
+        for level in self.sink_levels[1:]:
+            positions = _gather(self.succ_ptr, level)
+            starts = np.cumsum(np.r_[0, self.outdegree[level][:-1]])
+            value[level] = times[level] + ufunc.reduceat(value[self.dst[positions]], starts)
+        return value
+
     def bottom_level(self, times: np.ndarray) -> np.ndarray:
         """h[i] = t_i + max over successors h[j]: the heaviest path starting at i."""
-        h = np.array(times, dtype=float)
-        ptr, dst = self.succ_ptr, self.dst
-        for i in range(self.n - 1, -1, -1):
-            lo, hi = ptr[i], ptr[i + 1]
-            if hi > lo:
-                h[i] += h[dst[lo:hi]].max()
-        return h
+        return self._reduce_over_successors(times, np.maximum)
 
     def top_level(self, times: np.ndarray) -> np.ndarray:
         """Heaviest path ending at i, including t_i (earliest end time with unlimited cores)."""
@@ -139,14 +183,8 @@ class ConflictGraph:
         It counts every path, so it can overflow to infinity on long hot-key chains; ties then
         fall through to the next key of the heuristic, as in the artifact.
         """
-        vol = np.array(times, dtype=float)
-        ptr, dst = self.succ_ptr, self.dst
         with np.errstate(over="ignore", invalid="ignore"):
-            for i in range(self.n - 1, -1, -1):
-                lo, hi = ptr[i], ptr[i + 1]
-                if hi > lo:
-                    vol[i] += vol[dst[lo:hi]].sum()
-        return vol
+            return self._reduce_over_successors(times, np.add)
 
     def descendants(self) -> list[int]:
         """Reachability as Python-int bitsets: bit j of ``desc[i]`` is set when i reaches j."""
@@ -222,6 +260,12 @@ def _pairs_within_groups(
     b = a + 1 + _ranges(counts)
     keep = writes[a] | writes[b]
     return txs[a[keep]], txs[b[keep]]
+
+
+def _gather(ptr: np.ndarray, rows: np.ndarray) -> np.ndarray:
+    """Positions ptr[r]..ptr[r+1]-1 of every row r in ``rows``, concatenated."""
+    counts = ptr[rows + 1] - ptr[rows]
+    return np.repeat(ptr[rows], counts) + _ranges(counts)
 
 
 def _ranges(sizes: np.ndarray) -> np.ndarray:
