@@ -173,15 +173,15 @@ def _runner_for(executor: Any, workers: int | None) -> tuple[Runner, Any]:
         pool = LocalPool(workers)
         return pool, pool.close
     if executor == "dask":
-        from gaplab.experiments.sweep_dask import DaskRunner, start_local_cluster
+        from gaplab.experiments.sweep_dask import (
+            DaskRunner,
+            close_local_cluster,
+            start_local_cluster,
+        )
 
         client, cluster = start_local_cluster(workers)
-
-        def close() -> None:
-            client.close()
-            cluster.close()
-
-        return DaskRunner(client, restart_hung_workers=True), close
+        runner = DaskRunner(client, restart_hung_workers=True)
+        return runner, lambda: close_local_cluster(client, cluster)
     if isinstance(executor, str):
         raise ValueError(
             f"unknown executor {executor!r}; expected one of {', '.join(EXECUTORS)}, an "

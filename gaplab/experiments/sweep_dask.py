@@ -93,6 +93,18 @@ def start_local_cluster(workers: int | None = None) -> tuple[Any, Any]:
     return client, cluster
 
 
+def close_local_cluster(client: Any, cluster: Any) -> None:
+    """Close a client and the LocalCluster it talks to."""
+    client.close()
+    try:
+        cluster.close()
+    except KeyError as exc:
+        # NOTE: distributed 2026.8 can raise KeyError here when a worker restarted less than a
+        # second before (its new address has not reached the cluster object yet). The
+        # processes are gone by then, so the error is logged and not raised.
+        logger.warning("closing the Dask LocalCluster raised KeyError %s; ignored", exc)
+
+
 class DaskRunner:
     """Runs sweep tasks on a :class:`distributed.Client`.
 
