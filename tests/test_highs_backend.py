@@ -172,3 +172,19 @@ def test_empty_model_solves_to_its_constant():
     result = m.solve()
     assert result.termination == Termination.OPTIMAL
     assert math.isclose(result.objective, 4.5)
+
+
+def test_warm_start_is_accepted_and_checked():
+    data = generate_gap(40, 5, seed=1)
+    compiled = build_gap(data).compile()
+    assignment = np.zeros((40, 5))
+    assignment[np.arange(40), np.argmin(data.cost, axis=1)] = 1.0
+    start = compiled.column_vector({"x": assignment.ravel()})
+    assert start.shape == (compiled.num_cols,)
+    result = solve(compiled, "highs", warm_start=start, time_limit=30)
+    assert result.termination == Termination.OPTIMAL
+    with pytest.raises(ValueError, match="finite"):
+        SolveOptions(warm_start=np.array([np.nan]))
+    wrong = solve(compiled, "highs", warm_start=np.zeros(3))
+    assert wrong.termination == Termination.ERROR
+    assert "warm_start has 3 values" in wrong.message

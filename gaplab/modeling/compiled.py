@@ -146,6 +146,27 @@ class CompiledModel:
         """Return the block name and label of one column."""
         return _label_at(self.variables, column, "column")
 
+    def column_vector(self, values: dict[str, Any], fill: float = 0.0) -> np.ndarray:
+        """Assemble one value per column from values by variable block name.
+
+        Each entry is a number, an array in block order, or a Series keyed by the block's
+        labels; blocks not named get ``fill``. Use it for warm starts and for evaluating a
+        heuristic's point with :meth:`max_violation`.
+        """
+        x = np.full(self.num_cols, float(fill))
+        for name, given in values.items():
+            block = self.variable_block(name)
+            if isinstance(given, pd.Series):
+                positions = block.labels.get_indexer(given.index)
+                if (positions < 0).any():
+                    unknown = given.index[positions < 0][:5].tolist()
+                    raise KeyError(f"labels {unknown} are not in variable block {name!r}")
+                x[block.start + positions] = given.to_numpy(dtype=float)
+            else:
+                array = np.broadcast_to(np.asarray(given, dtype=float), (block.size,))
+                x[block.start : block.stop] = array
+        return x
+
     # ------------------------------------------------------------------ evaluation
 
     def linear_objective(self, x: np.ndarray) -> float:

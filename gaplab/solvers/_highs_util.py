@@ -14,20 +14,23 @@ _banner_shown = False
 
 
 @contextlib.contextmanager
-def stdout_to_stderr() -> Iterator[None]:
-    """Send file descriptor 1 to standard error for the duration of the block.
+def silence_stdout() -> Iterator[None]:
+    """Send file descriptor 1 to the null device for the duration of the block.
 
     HiGHS prints its copyright banner from C++ straight to descriptor 1 when the first solver
-    object of a process is created, which would corrupt the command line's JSON output.
+    object of a process is created, which would corrupt the command line's JSON output. The
+    version it shows is in every Result as ``solver_version``.
     """
     try:
         sys.stdout.flush()
         saved = os.dup(1)
+        null = os.open(os.devnull, os.O_WRONLY)
     except (OSError, ValueError):
         yield
         return
     try:
-        os.dup2(2, 1)
+        os.dup2(null, 1)
+        os.close(null)
         yield
     finally:
         with contextlib.suppress(ValueError):
@@ -37,7 +40,7 @@ def stdout_to_stderr() -> Iterator[None]:
 
 
 def new_highs() -> Any:
-    """A silent ``highspy.Highs`` object; its banner goes to standard error."""
+    """A silent ``highspy.Highs`` object; its first-use banner is discarded."""
     global _banner_shown
     import highspy
 
@@ -45,7 +48,7 @@ def new_highs() -> Any:
         if _banner_shown:
             solver = highspy.Highs()
         else:
-            with stdout_to_stderr():
+            with silence_stdout():
                 solver = highspy.Highs()
             _banner_shown = True
     solver.setOptionValue("output_flag", False)

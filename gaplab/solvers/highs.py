@@ -158,6 +158,15 @@ class HighsBackend(Backend):
             solver.setOptionValue("mip_rel_gap", float(options.mip_rel_gap))
         if options.seed is not None:
             solver.setOptionValue("random_seed", int(options.seed))
+        if options.warm_start is not None:
+            start = np.asarray(options.warm_start, dtype=float)
+            if start.shape != (solver.getNumCol(),):
+                raise ValueError(
+                    f"warm_start has {start.size} values but the model has "
+                    f"{solver.getNumCol()} columns"
+                )
+            columns = np.arange(start.size, dtype=np.int32)
+            solver.setSolution(start.size, columns, start)
         for key, value in options.solver_options.items():
             status = solver.setOptionValue(key, value)
             if status.name == "kError":

@@ -90,6 +90,10 @@ class SolveOptions:
     convex_tolerance
         Target for the outer approximation of convex terms on LP and MILP backends: cuts are
         added until the true objective and the bound differ by at most this, relative.
+    warm_start
+        A starting point with one value per column (see
+        :meth:`gaplab.modeling.CompiledModel.column_vector`), handed to MIP solvers that take
+        one. Backends without MIP starts ignore it.
     solver_options
         Passed to the solver unchanged, after gaplab's own options.
     """
@@ -100,6 +104,7 @@ class SolveOptions:
     verbose: bool = False
     seed: int | None = None
     convex_tolerance: float = 1e-6
+    warm_start: np.ndarray | None = field(default=None, repr=False)
     solver_options: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -111,6 +116,13 @@ class SolveOptions:
             raise ValueError(f"mip_rel_gap must be zero or positive, got {self.mip_rel_gap!r}")
         if int(self.threads) != self.threads or self.threads < 1:
             raise ValueError(f"threads must be a positive integer, got {self.threads!r}")
+        if self.warm_start is not None:
+            start = np.asarray(self.warm_start, dtype=float)
+            if start.ndim != 1 or not np.all(np.isfinite(start)):
+                raise ValueError(
+                    "warm_start must be a one-dimensional array of finite column values, got "
+                    f"shape {start.shape}"
+                )
         if not (self.convex_tolerance > 0):
             raise ValueError(f"convex_tolerance must be positive, got {self.convex_tolerance!r}")
 
