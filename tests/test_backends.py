@@ -56,6 +56,8 @@ MILP_BACKENDS = [
     "cvxpy:HIGHS",
     "cvxpy:SCIP",
 ]
+TIME_LIMIT = 0.5
+"""Wall seconds given to the market split instances, which no solver here finishes in them."""
 LP_ONLY_BACKENDS = ["cvxpy:CLARABEL", "cvxpy:SCS"]
 DUAL_BACKENDS = [
     "pulp:cbc",
@@ -292,7 +294,7 @@ def test_time_limit_with_incumbent(sense: str) -> None:
     if sense == "max":
         model = dataclasses.replace(model, sense="max", objective=-model.objective, offset=7.0)
     for name in MILP_BACKENDS:
-        result = available(name).solve(model, SolveOptions(time_limit=1.0))
+        result = available(name).solve(model, SolveOptions(time_limit=TIME_LIMIT))
         assert result.termination == Termination.TIME_LIMIT, f"{name}: {result.raw_status}"
         assert result.solution_status == SolutionStatus.FEASIBLE_POINT, name
         assert result.objective is not None, name
@@ -312,7 +314,7 @@ def test_time_limit_with_incumbent(sense: str) -> None:
 def test_time_limit_without_incumbent() -> None:
     model = market_split(slack=False)
     for name in MILP_BACKENDS:
-        result = available(name).solve(model, SolveOptions(time_limit=1.0))
+        result = available(name).solve(model, SolveOptions(time_limit=TIME_LIMIT))
         assert result.termination == Termination.TIME_LIMIT, f"{name}: {result.raw_status}"
         assert result.solution_status == SolutionStatus.NO_SOLUTION, name
         assert result.x is None, name

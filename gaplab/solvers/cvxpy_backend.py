@@ -234,6 +234,11 @@ def build_problem(model: CompiledModel, *, with_convex: bool = True) -> CvxpyMod
 
     def times(matrix: Any) -> Any:
         """``matrix @ x`` over both variable vectors; ``matrix`` is scipy sparse."""
+        # A model with one kind of column needs no column slicing, which copies the matrix.
+        if integer_columns.size == 0:
+            return matrix @ continuous
+        if continuous_columns.size == 0:
+            return matrix @ integer
         csc = matrix.tocsc()
         parts = []
         if continuous_columns.size:
