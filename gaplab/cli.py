@@ -468,12 +468,27 @@ COMMANDS = {
 }
 
 
+def _absorb_highs_banner() -> None:
+    """Create the process's first HiGHS object silently.
+
+    HiGHS prints its banner on standard output once per process, from whichever library
+    creates the first solver object (PuLP and cvxpy included), which would break ``--json``.
+    """
+    try:
+        from gaplab.solvers._highs_util import new_highs
+
+        new_highs()
+    except ImportError:
+        pass
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     arguments = list(sys.argv[1:] if argv is None else argv)
     if arguments[:1] == ["sweep"]:
         # The sweep command parses its own arguments, --help included.
         args = argparse.Namespace(command="sweep", rest=arguments[1:], verbose=False)
         logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
+        _absorb_highs_banner()
         try:
             return cmd_sweep(args)
         except CommandError as error:
@@ -486,6 +501,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         format="%(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
+    _absorb_highs_banner()
     try:
         return COMMANDS[args.command](args)
     except CommandError as error:
