@@ -23,6 +23,12 @@ BLOCKS = {
     "19923400": (24, 7, 3, 2),
     "19932148": (227, 85, 1396, 49),
 }
+PINNED = {
+    # block: (Wk, H1 makespan, Sol makespan) in gas at p = 4, pinned regression values
+    "15537394": (38_708_239, 26_000_000, 34_771_044),
+    "19923400": (4_258_322, 1_070_485, 2_063_981),
+    "19932148": (27_301_168, 6_830_760, 14_250_958),
+}
 
 
 @pytest.mark.parametrize("name", ["block-exec", "block-build"])
@@ -131,6 +137,10 @@ def test_real_blocks_import_solve_and_validate(data_dir, block, tmp_path):
     assert bounds(instance).chain_nodes == chain
     assert import_block(path, workload="homogeneous").n == transfers
     assert instance.meta["dropped_keys"] == []
+    work, h1, sol = PINNED[block]
+    assert bounds(instance).work == work
+    assert heur.h1(instance).makespan(instance) == h1
+    assert heur.sol_batches(instance).makespan(instance) == sol
 
     options = SolveOptions(time_limit=2)
     spec = get_model("block-exec")

@@ -13,9 +13,9 @@ The plain LP relaxation is the plain MILP with its integrality dropped; for p >=
 depend on p (design note, section 3.1), which is why the tighter bound exists.
 
 Strengthened MILPs add: symmetry cuts on identical cores, the rows of the tighter bound, v_i = 0
-when t_i > B, and the heuristic's reward as a lower bound on the objective (HiGHS gets no
-starting point through gaplab's backend; the heuristic schedule is returned when the solver
-finds nothing better).
+when t_i > B, and the best heuristic reward (H2 or RG) as a lower bound on the objective. HiGHS
+gets no starting point through gaplab's backend, so the heuristic schedule is returned when the
+solver finds nothing better.
 """
 
 from __future__ import annotations
@@ -277,7 +277,7 @@ def solve_build(
     if formulation == "rounds" and not instance.unit:
         raise ValueError("the rounds formulation needs unit times (a homogeneous workload)")
     method = f"milp-{formulation}" + ("" if strengthened else "-plain")
-    heuristic = heuristics.h2(instance) if strengthened else None
+    heuristic = warm_start(instance) if strengthened else None
     lower = heuristic.reward(instance) if heuristic is not None else None
     builder = build_rounds if formulation == "rounds" else build_continuous
     model = builder(instance, strengthened=strengthened, lower=lower)
@@ -285,7 +285,7 @@ def solve_build(
     if heuristic is not None and lower is not None:
         bound = solve_lp_bound(instance, backend, options).objective
         if bound is not None and lower >= bound * (1 - 1e-9):
-            reason = "the H2 reward meets the LP bound"
+            reason = "the heuristic reward meets the LP bound"
             return result_without_solve(model, lower, bound, reason), _tag(heuristic, method)
 
     result = solve(model.compile(), backend, **option_fields(options))
@@ -312,6 +312,13 @@ def solve_lp_relaxation(
 def solve_lp_bound(instance: BlockInstance, backend: str, options: SolveOptions) -> Result:
     """Solve the tighter LP bound."""
     return solve(build_lp_bound(instance).compile(), backend, **option_fields(options))
+
+
+def warm_start(instance: BlockInstance) -> Schedule:
+    """The best schedule among H2 (both forms) and RG (both orders): the strengthened start."""
+    candidates = [heuristics.h2(instance), heuristics.h2_time(instance)]
+    candidates += [heuristics.reward_greedy(instance), heuristics.reward_greedy_tip(instance)]
+    return max(candidates, key=lambda schedule: schedule.reward(instance))
 
 
 def _tag(schedule: Schedule, method: str) -> Schedule:

@@ -13,8 +13,8 @@ Strengthened forms (design choices of the note, section 8):
 - only pairs incomparable in the block-order DAG get y, z, w (a reachable pair is ordered by
   the arcs already); pairs whose time windows cannot overlap are dropped too;
 - symmetry cuts on identical cores: transaction k (from 0) may only use cores 0..k;
-- the heuristic H1 as upper bound: M <= C_heur, every end time within its window, big-M values
-  per pair from the windows, and the round horizon R = H1-unit rounds;
+- the best heuristic schedule (H1 or Sol) as upper bound: M <= C_heur, every end time within
+  its window, big-M values per pair from the windows, and the round horizon R = its rounds;
 - valid lower-bound cuts: M >= max(CP, Wk/p, key chain), M >= the load of every core, and
   M >= e_i + (bottom level of i - t_i), i.e. a transaction's remaining chain must still fit.
 
@@ -263,7 +263,7 @@ def solve_exec(
 
     heuristic: Schedule | None = None
     if strengthened:
-        heuristic = heuristics.h1(instance)
+        heuristic = warm_start(instance)
         upper = heuristic.makespan(instance)
         lower = bounds(instance).makespan_lower
         if formulation == "rounds":
@@ -271,7 +271,7 @@ def solve_exec(
         else:
             model = build_continuous(instance, strengthened=True, upper=upper)
         if upper <= lower + 1e-9 * max(1.0, upper):
-            reason = "the H1 schedule meets the lower bound max(CP, Wk/p, key chain)"
+            reason = "the heuristic schedule meets the lower bound max(CP, Wk/p, key chain)"
             result = result_without_solve(model, upper, lower, reason)
             return result, _tag(heuristic, method, "heuristic meets the lower bound")
     elif formulation == "rounds":
@@ -289,6 +289,13 @@ def solve_exec(
     ):
         schedule = _tag(heuristic, method, "warm start: the solver found nothing better")
     return result, schedule
+
+
+def warm_start(instance: BlockInstance) -> Schedule:
+    """The shortest schedule among H1 (both forms) and Sol: the strengthened model's start."""
+    candidates = [heuristics.h1(instance), heuristics.h1_time(instance)]
+    candidates += [heuristics.sol_batches(instance)]
+    return min(candidates, key=lambda schedule: schedule.makespan(instance))
 
 
 def _tag(schedule: Schedule, method: str, note: str) -> Schedule:
