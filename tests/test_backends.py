@@ -370,3 +370,15 @@ def test_milp_rejected_by_continuous_solver(name: str) -> None:
         available(name).solve(infeasible_model(True))
     assert "milp" in str(error.value)
     assert "cvxpy:HIGHS" in str(error.value)
+
+
+@pytest.mark.parametrize(
+    "name",
+    ["pulp:cbc", "pulp:highs", "pyomo:highs", "pyomo:appsi_highs", "pyomo:cbc", "cvxpy:HIGHS"],
+)
+def test_unknown_solver_option_is_error(name: str) -> None:
+    options = SolveOptions(solver_options={"no_such_option": 1})
+    result = available(name).solve(tiny_lp("min"), options)
+    assert result.termination == Termination.ERROR
+    assert "no_such_option" in result.message
+    assert result.x is None

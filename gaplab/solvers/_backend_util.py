@@ -127,6 +127,34 @@ def cbc_log_bound(log: str) -> float | None:
     return value if math.isfinite(value) else None
 
 
+def check_highs_options(options: dict[str, object]) -> None:
+    """Raise ``ValueError`` for a HiGHS option that HiGHS rejects, before a library that ignores
+    the rejection (PuLP, pyomo) hands it over."""
+    if not options:
+        return
+    import highspy
+
+    from gaplab.solvers._highs_util import new_highs
+
+    solver = new_highs()
+    for key, value in options.items():
+        if solver.setOptionValue(key, value) == highspy.HighsStatus.kError:
+            raise ValueError(
+                f"HiGHS rejected option {key}={value!r}: unknown name or invalid value. "
+                "See the HiGHS option list for valid names and ranges"
+            )
+
+
+def check_cbc_log(log: str) -> None:
+    """Raise ``ValueError`` when CBC's log shows that it skipped an unknown option."""
+    match = re.search(r"No match for (\S+)", log)
+    if match is not None:
+        raise ValueError(
+            f"CBC rejected option {match.group(1)!r}: unknown name. Run the cbc executable "
+            "with '?' for the list of its options"
+        )
+
+
 def bundled_cbc_path() -> str | None:
     """Path of the CBC executable shipped inside PuLP, or ``None`` when it is missing."""
     try:

@@ -18,7 +18,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from gaplab.solvers._backend_util import bundled_cbc_path, capture_stdout, cbc_log_bound, tail
+from gaplab.solvers._backend_util import (
+    bundled_cbc_path,
+    capture_stdout,
+    cbc_log_bound,
+    check_cbc_log,
+    check_highs_options,
+    tail,
+)
 from gaplab.solvers.result import SolveOptions, Termination
 
 logger = logging.getLogger(__name__)
@@ -80,6 +87,8 @@ def _run_contrib(solver: str) -> Callable[..., Outcome]:
     def run(block: Any, model: Any, options: SolveOptions, want_duals: bool) -> Outcome:
         from pyomo.contrib.solver.common.results import SolutionStatus as SS
 
+        if solver == "highs":
+            check_highs_options(options.solver_options)
         opt = _contrib_solver(solver)
         stream = io.StringIO()
         kwargs: dict[str, Any] = {
@@ -133,6 +142,7 @@ def _run_appsi(block: Any, model: Any, options: SolveOptions, want_duals: bool) 
     from pyomo.contrib.appsi.base import TerminationCondition as TC
     from pyomo.contrib.appsi.solvers import Highs
 
+    check_highs_options(options.solver_options)
     opt = Highs()
     opt.config.load_solution = False
     opt.config.stream_solver = False
@@ -231,6 +241,8 @@ def _run_legacy(solver: str) -> Callable[..., Outcome]:
             log = (
                 log_path.read_text(encoding="utf-8", errors="replace") if log_path.exists() else ""
             )
+        if solver == "cbc":
+            check_cbc_log(log)
 
         condition = results.solver.termination_condition
         termination = {

@@ -22,6 +22,8 @@ from gaplab.solvers._backend_util import (
     bundled_cbc_path,
     capture_stdout,
     cbc_log_bound,
+    check_cbc_log,
+    check_highs_options,
     solution_status_for,
     split_rows,
     tail,
@@ -116,6 +118,7 @@ class PulpBackend(Backend):
             )
             problem.solve(command)
             log = log_path.read_text(encoding="utf-8", errors="replace")
+        check_cbc_log(log)
 
         termination, raw = _cbc_termination(problem, log)
         has_point = problem.sol_status in (
@@ -142,6 +145,7 @@ class PulpBackend(Backend):
 
         from gaplab.solvers.highs import _status_map
 
+        check_highs_options(options.solver_options)
         params = dict(options.solver_options)
         params["log_to_console"] = True
         if options.seed is not None:
