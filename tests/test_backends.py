@@ -78,6 +78,15 @@ def available(name: str) -> Backend:
     return backend
 
 
+def installed(names: list[str]) -> list[Backend]:
+    """The backends among ``names`` that are installed here; a loop skips the others."""
+    backends = [get_backend(name) for name in names]
+    found = [b for b in backends if b.check_available().available]
+    if not found:
+        pytest.skip(f"none of {names} is installed here")
+    return found
+
+
 def relative_error(value: float | None, expected: float) -> float:
     assert value is not None
     return abs(value - expected) / max(1.0, abs(expected))
@@ -165,8 +174,11 @@ def test_unknown_solver_lists_valid_ones(name: str, valid: str) -> None:
 
 def test_every_backend_reports_version_and_log() -> None:
     model = tiny_lp("min")
-    for name in ["pulp:cbc", "pulp:highs", "pyomo:highs", "pyomo:appsi_highs", "cvxpy:CLARABEL"]:
-        result = available(name).solve(model)
+    for backend in installed(
+        ["pulp:cbc", "pulp:highs", "pyomo:highs", "pyomo:appsi_highs", "cvxpy:CLARABEL"]
+    ):
+        name = backend.name
+        result = backend.solve(model)
         assert result.termination == Termination.OPTIMAL, name
         assert result.solver_version, name
         assert result.raw_status, name
@@ -184,8 +196,9 @@ def test_mps_optimum_matches_across_backends(data_dir: Path, file_name: str) -> 
     if file_name not in SLOW_FOR_CBC:
         names.append("pulp:cbc")
     checked = 0
-    for name in names:
-        result = available(name).solve(model, SolveOptions(mip_rel_gap=1e-9, time_limit=60))
+    for backend in installed(names):
+        name = backend.name
+        result = backend.solve(model, SolveOptions(mip_rel_gap=1e-9, time_limit=60))
         assert result.termination == Termination.OPTIMAL, f"{name}: {result.raw_status}"
         assert result.solution_status == SolutionStatus.FEASIBLE_POINT, name
         assert relative_error(result.objective, OPTIMA[file_name]) < 1e-6, name
@@ -224,8 +237,9 @@ def test_lp_duals_agree_where_unique(data_dir: Path, file_name: str) -> None:
     assert len(unique) > model.num_rows // 2
     reference = solve(model, "highs").row_duals
     assert reference is not None
-    for name in DUAL_BACKENDS:
-        result = available(name).solve(model)
+    for backend in installed(DUAL_BACKENDS):
+        name = backend.name
+        result = backend.solve(model)
         assert result.row_duals is not None, name
         difference = np.abs(result.row_duals[unique] - reference[unique])
         scale = np.maximum(1.0, np.abs(reference[unique]))
@@ -239,8 +253,9 @@ def test_duals_follow_highs_sign(sense: str) -> None:
     model = tiny_lp(sense)
     reference = solve(model, "highs")
     assert reference.row_duals is not None and reference.objective is not None
-    for name in [*DUAL_BACKENDS, "cvxpy:SCS"]:
-        result = available(name).solve(model)
+    for backend in installed([*DUAL_BACKENDS, "cvxpy:SCS"]):
+        name = backend.name
+        result = backend.solve(model)
         assert result.row_duals is not None, name
         np.testing.assert_allclose(result.row_duals, reference.row_duals, atol=1e-4, err_msg=name)
         assert relative_error(result.objective, reference.objective) < 1e-6, name
@@ -266,24 +281,27 @@ def unbounded_model(integer: bool) -> CompiledModel:
 @pytest.mark.parametrize("integer", [False, True])
 def test_infeasible_same_everywhere(integer: bool) -> None:
     names = MILP_BACKENDS + ([] if integer else LP_ONLY_BACKENDS)
-    for name in names:
-        result = available(name).solve(infeasible_model(integer))
+    for backend in installed(names):
+        name = backend.name
+        result = backend.solve(infeasible_model(integer))
         assert result.termination == Termination.INFEASIBLE, name
         assert result.solution_status == SolutionStatus.NO_SOLUTION, name
         assert result.x is None, name
 
 
 def test_unbounded_lp_same_everywhere() -> None:
-    for name in MILP_BACKENDS + LP_ONLY_BACKENDS:
-        result = available(name).solve(unbounded_model(False))
+    for backend in installed(MILP_BACKENDS + LP_ONLY_BACKENDS):
+        name = backend.name
+        result = backend.solve(unbounded_model(False))
         assert result.termination == Termination.UNBOUNDED, name
 
 
 def test_unbounded_milp_detected_everywhere() -> None:
     # Branch and bound proves only that the relaxation is unbounded, and HiGHS reports just that.
     detected = {Termination.UNBOUNDED, Termination.INFEASIBLE_OR_UNBOUNDED}
-    for name in MILP_BACKENDS:
-        result = available(name).solve(unbounded_model(True))
+    for backend in installed(MILP_BACKENDS):
+        name = backend.name
+        result = backend.solve(unbounded_model(True))
         assert result.termination in detected, name
         assert result.x is None or name == "highs", name
 
@@ -293,8 +311,9 @@ def test_time_limit_with_incumbent(sense: str) -> None:
     model = market_split(slack=True)
     if sense == "max":
         model = dataclasses.replace(model, sense="max", objective=-model.objective, offset=7.0)
-    for name in MILP_BACKENDS:
-        result = available(name).solve(model, SolveOptions(time_limit=TIME_LIMIT))
+    for backend in installed(MILP_BACKENDS):
+        name = backend.name
+        result = backend.solve(model, SolveOptions(time_limit=TIME_LIMIT))
         assert result.termination == Termination.TIME_LIMIT, f"{name}: {result.raw_status}"
         assert result.solution_status == SolutionStatus.FEASIBLE_POINT, name
         assert result.objective is not None, name
@@ -313,8 +332,9 @@ def test_time_limit_with_incumbent(sense: str) -> None:
 
 def test_time_limit_without_incumbent() -> None:
     model = market_split(slack=False)
-    for name in MILP_BACKENDS:
-        result = available(name).solve(model, SolveOptions(time_limit=TIME_LIMIT))
+    for backend in installed(MILP_BACKENDS):
+        name = backend.name
+        result = backend.solve(model, SolveOptions(time_limit=TIME_LIMIT))
         assert result.termination == Termination.TIME_LIMIT, f"{name}: {result.raw_status}"
         assert result.solution_status == SolutionStatus.NO_SOLUTION, name
         assert result.x is None, name

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 from typing import Any
 
@@ -219,6 +220,16 @@ def test_power_below_one_rejected() -> None:
     )
     with pytest.raises(ConvexDomainError, match="exponent of 0.5"):
         solve_with("highs", model)
+
+
+def test_negative_weight_rejected() -> None:
+    base = queue_split()
+    term = base.convex[0]
+    flipped = ConvexTerm(term.name, term.kind, term.A, term.b, -term.weight, term.params)
+    model = dataclasses.replace(base, convex=(flipped,))
+    for name in ("highs", "cvxpy:CLARABEL"):
+        with pytest.raises(ConvexDomainError, match="not nonnegative"):
+            solve_with(name, model)
 
 
 def test_integer_convex_rejected_by_clarabel() -> None:

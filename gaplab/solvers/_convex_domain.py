@@ -33,7 +33,8 @@ def argument_ranges(model: CompiledModel) -> list[tuple[np.ndarray, np.ndarray]]
 
 
 def _product(matrix: sp.csr_matrix, vector: np.ndarray) -> np.ndarray:
-    # Stored entries are nonzero, so no 0 * inf appears; infinities of one sign only add up.
+    # Stored entries are nonzero, so no 0 * inf appears, and each product sums infinities of
+    # one sign only, so no inf - inf appears either.
     with np.errstate(invalid="ignore"):
         return np.asarray(matrix @ vector, dtype=float)
 
@@ -41,15 +42,23 @@ def _product(matrix: sp.csr_matrix, vector: np.ndarray) -> np.ndarray:
 def check_domains(model: CompiledModel) -> None:
     """Raise :class:`ConvexDomainError` for invalid term data or an argument outside the domain.
 
-    A term fails when its weights, offsets or parameters are not finite, when an M/M/1
-    capacity is not positive, or when a power's exponent is below 1. It also fails when the
-    column bounds keep an argument out of the function's domain, for example an M/M/1 load
-    that is at least its capacity for every allowed ``x``.
+    A term fails when its weights have the wrong sign for the objective's sense (negative when
+    minimizing, positive when maximizing), when its weights, offsets or parameters are not
+    finite, when an M/M/1 capacity is not positive, or when a power's exponent is below 1. It
+    also fails when the column bounds keep an argument out of the function's domain, for
+    example an M/M/1 load that is at least its capacity for every allowed ``x``.
     """
     if not model.convex:
         return
     for term, (lower, upper) in zip(model.convex, argument_ranges(model), strict=True):
         _check_data(term)
+        wrong_sign = term.weight < 0 if model.sense == "min" else term.weight > 0
+        if np.any(wrong_sign):
+            expected = "nonnegative" if model.sense == "min" else "nonpositive"
+            raise ConvexDomainError(
+                f"convex term {term.name!r} ({term.kind}) has weights that are not {expected}, "
+                f"so the {model.sense} objective is not convex. Give {expected} weights"
+            )
         domain_lower, domain_upper = term.domain_bounds()
         if term.kind == "mm1":
             outside = (upper < domain_lower) | (lower >= domain_upper)
