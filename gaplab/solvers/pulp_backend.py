@@ -203,9 +203,9 @@ def build_problem(model: CompiledModel) -> tuple[Any, list[Any], list[tuple[int,
     lower = [None if not np.isfinite(v) else float(v) for v in model.col_lower]
     upper = [None if not np.isfinite(v) else float(v) for v in model.col_upper]
     kinds = np.where(model.integrality.astype(bool), pulp.LpInteger, pulp.LpContinuous)
-    variables = [
-        problem.add_variable(f"x{j}", lower[j], upper[j], kinds[j]) for j in range(model.num_cols)
-    ]
+    # PuLP 3 deprecates the LpVariable constructor in favour of add_variable, which PuLP 2 lacks.
+    new_variable = getattr(problem, "add_variable", pulp.LpVariable)
+    variables = [new_variable(f"x{j}", lower[j], upper[j], kinds[j]) for j in range(model.num_cols)]
     with warnings.catch_warnings():
         # Variables that appear in no row and no objective term would otherwise be dropped.
         warnings.simplefilter("ignore", DeprecationWarning)
