@@ -27,7 +27,8 @@ from gaplab.solvers import (
 from gaplab.solvers.base import Availability
 from tests.conftest import require_data_file
 
-# Optimal objective values from the MILP folder's SOURCES.md (verified there with HiGHS 1.16).
+# Published optimal objective values of these Netlib and MIPLIB 3 instances, as also listed
+# in HiGHS' regression instances.
 OPTIMA = {
     "afiro.mps": -464.7531429,
     "adlittle.mps": 225494.9632,
@@ -79,7 +80,7 @@ def available(name: str) -> Backend:
 
 
 def installed(names: list[str]) -> list[Backend]:
-    """The backends among ``names`` that are installed here; a loop skips the others."""
+    """Return the backends among ``names`` that are installed here, so a loop skips the rest."""
     backends = [get_backend(name) for name in names]
     found = [b for b in backends if b.check_available().available]
     if not found:

@@ -49,7 +49,8 @@ def queue_split_optimum() -> tuple[float, np.ndarray]:
     """Minimum of sum x_i / (c_i - x_i) with sum x_i = lambda.
 
     Setting the derivatives c_i / (c_i - x_i)^2 equal gives c_i - x_i proportional to
-    sqrt(c_i), so x_i = c_i - sqrt(c_i) * (sum c - lambda) / sum sqrt(c).
+    sqrt(c_i), so x_i = c_i - sqrt(c_i) * (sum c - lambda) / sum sqrt(c). The formula holds
+    when every x_i comes out positive, as it does for these rates.
     """
     spare = (CAPACITY.sum() - ARRIVALS) / np.sqrt(CAPACITY).sum()
     rates = CAPACITY - np.sqrt(CAPACITY) * spare

@@ -99,9 +99,9 @@ def split_rows(model: CompiledModel) -> RowSplit:
 
 
 def solution_status_for(termination: Termination, has_point: bool) -> SolutionStatus:
-    """Map a mapped termination and the presence of a point to a solution status.
+    """Return the solution status for a termination and the presence of a point.
 
-    A point that comes back with a limit is a feasible point, never a proof of optimality;
+    A point that comes back with a limit is a feasible point, never a proof of optimality.
     :func:`gaplab.solvers.base.finish_result` later downgrades it when it violates the model.
     """
     if not has_point:
@@ -161,7 +161,8 @@ def bundled_cbc_path() -> str | None:
         from pulp.apis import coin_api
     except ImportError:
         return None
-    # A module constant of PuLP 2 and 3; reading it avoids PULP_CBC_CMD, deprecated in PuLP 3.
+    # PuLP 2 and 3 keep the path in this module constant. Reading it avoids PULP_CBC_CMD, which
+    # PuLP 3 deprecates.
     path = Path(str(getattr(coin_api, "pulp_cbc_path", ""))).resolve()
     if path.is_file() and os.access(path, os.X_OK):
         return str(path)

@@ -1,7 +1,7 @@
-"""Solver interfaces of pyomo 6 behind one call: run a built model, report what came back.
+"""Run a built pyomo model through one of pyomo 6's solver interfaces and report the outcome.
 
 Pyomo has three generations of solver interfaces. The newest (``pyomo.contrib.solver``)
-runs HiGHS, SCIP and Gurobi through their Python packages; APPSI runs HiGHS; the oldest
+runs HiGHS, SCIP and Gurobi through their Python packages, and APPSI runs HiGHS. The oldest
 (``SolverFactory`` with an executable) runs CBC and GLPK through files. Each runner loads the
 primal values into the model's variables and returns an :class:`Outcome`.
 """

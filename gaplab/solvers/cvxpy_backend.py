@@ -252,9 +252,9 @@ def build_problem(model: CompiledModel, *, with_convex: bool = True) -> CvxpyMod
     split = split_rows(model)
     constraints = []
     row_constraints: list[tuple[np.ndarray, Any, float]] = []
-    # cvxpy's dual of ``expr == b`` and ``expr <= b`` is the multiplier y >= 0 (free for
-    # equalities) in ``f + y (expr - b)``, so the objective falls by y per unit of b; of
-    # ``expr >= b`` it rises. The sign turns that into d objective / d bound.
+    # cvxpy's dual of ``expr <= b`` or ``expr == b`` is the multiplier y in ``f + y (expr - b)``
+    # (y >= 0 for inequalities), so the objective falls by y per unit of b. For ``expr >= b``
+    # it rises by y. The sign turns each into d objective / d bound.
     for rows, bounds, sense in (
         (split.equal, model.row_lower, "=="),
         (split.lower, model.row_lower, ">="),
@@ -327,7 +327,7 @@ def _row_duals(model: CompiledModel, built: CvxpyModel) -> np.ndarray | None:
         value = constraint.dual_value
         if value is None:
             return None
-        # A ranged row has a lower and an upper part; at most one of them is active.
+        # A ranged row has a lower and an upper part, and at most one of them is active.
         duals[rows] += sign * np.asarray(value, dtype=float).reshape(-1)
     if model.sense == "max":
         duals = -duals

@@ -193,7 +193,7 @@ def build_problem(model: CompiledModel) -> tuple[Any, list[Any], list[tuple[int,
     -------
     problem, variables, rows
         The problem, one ``LpVariable`` per column, and (row index, constraint) pairs in the
-        order they were added; a ranged row appears twice.
+        order they were added. A ranged row appears twice.
     """
     import pulp
 
