@@ -170,3 +170,18 @@ def test_unscaled_safe_step_keeps_margin() -> None:
     inst = generate(6, (20, 5), load=0.9)
     run = run_pricing(inst, safe_step="unscaled", max_iter=200)
     assert np.all(run.load_history <= inst.node_capacity - 1e-8 + 1e-9)
+
+
+def test_adaptive_steps_escape_cycle() -> None:
+    inst = symmetric_instance()
+    run = run_pricing(inst, adaptive=True)
+    assert run.status == "converged"
+    assert run.adjustments
+    assert run.adjustments[0][1:] == (0.125, 0.25)
+    assert np.allclose(run.flows, 3.0, atol=1e-6)
+
+
+def test_adaptive_steps_unused_when_converging() -> None:
+    run = run_pricing(pubsub_instance(), adaptive=True)
+    assert run.adjustments == []
+    assert run.iterations == run_pricing(pubsub_instance()).iterations

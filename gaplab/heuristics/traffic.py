@@ -12,6 +12,8 @@ Every split here is judged under the true joint delay ``F`` (access plus node qu
   access delay.
 - ``single-path``: each source sends everything over its widest access path.
 - ``pricing``: the distributed pricing iteration (step 0.25, damping 0.5).
+- ``pricing-adaptive``: the same, but each detected cycle halves the step and the damping
+  (a design choice, not part of the published algorithm).
 - ``pricing_small_steps`` (a function, not in :data:`HEURISTICS` because it takes seconds): the
   same with step 0.01 and damping 0.02, slower but more stable.
 - ``pricing-windowed``: the windowed stochastic variant with measured rates; its split
@@ -132,6 +134,22 @@ def pricing(instance: Instance, **parameters: float) -> Allocation:
     )
 
 
+def pricing_adaptive(instance: Instance) -> Allocation:
+    """Run the pricing iteration from step 0.25 and damping 0.5, halving both on each cycle."""
+    run = run_pricing(instance, adaptive=True)
+    return Allocation(
+        run.flows,
+        "pricing-adaptive",
+        {
+            "status": run.status,
+            "iterations": run.iterations,
+            "message": run.message,
+            "halvings": len(run.adjustments),
+            "prices": run.prices.tolist(),
+        },
+    )
+
+
 def pricing_small_steps(instance: Instance) -> Allocation:
     """Run the pricing iteration with step 0.01 and damping 0.02."""
     allocation = pricing(instance, eta=0.01, gamma=0.02, max_iter=20000)
@@ -151,6 +169,7 @@ def pricing_windowed(instance: Instance) -> Allocation:
 
 HEURISTICS: dict[str, Callable[[Instance], Allocation]] = {
     "pricing": pricing,
+    "pricing-adaptive": pricing_adaptive,
     "pricing-windowed": pricing_windowed,
     "access-only": access_only,
     "proportional": proportional_split,

@@ -63,6 +63,8 @@ class PricingRun:
     step_history: np.ndarray
     start_objective: float
     cycle_period: int | None = None
+    adjustments: list[tuple[int, float, float]] = field(default_factory=list)
+    """(iteration, new eta, new gamma) for every step halving of an adaptive run."""
     gap_reached_at: dict[float, float] = field(default_factory=dict)
     """Relative gap target to wall seconds when ``F`` first came within it of ``reference``."""
 
@@ -122,6 +124,8 @@ def run_pricing(
     detect_cycles: bool = True,
     max_period: int = 8,
     patience: int = 200,
+    adaptive: bool = False,
+    min_eta: float = 1e-3,
     reference: float | None = None,
     gap_targets: tuple[float, ...] = (1e-6,),
 ) -> PricingRun:
@@ -155,6 +159,10 @@ def run_pricing(
         Stop with status ``cycle`` when the loads repeat with a period of 2 to ``max_period``,
         or when the median relative change of each of the last two windows of ``patience``
         iterations is at least half that of the window before.
+    adaptive
+        On a detected cycle, halve ``eta`` and ``gamma`` and restart from the start point
+        (while ``eta > min_eta``) instead of stopping. Iterations before a restart still count
+        toward ``max_iter``. Each change is recorded in ``PricingRun.adjustments``.
     reference
         Optimal ``F*``; when given, the wall time at which ``|F - F*| / F*`` first falls below
         each of ``gap_targets`` is recorded.
@@ -177,6 +185,7 @@ def run_pricing(
         raise ValueError("the start overloads a node; give a split at least margin below capacity")
     prices = node_marginal(instance, x.sum(axis=0))
     start_objective = objective(instance, x)
+    start_flows, start_prices = x.copy(), prices.copy()
 
     objectives: list[float] = []
     price_rows: list[np.ndarray] = []
@@ -185,6 +194,8 @@ def run_pricing(
     reached: dict[float, float] = {}
     status, message, period = "iteration_limit", "", None
     changes: list[float] = []
+    adjustments: list[tuple[int, float, float]] = []
+    watch_from = 0
     for t in range(1, max_iter + 1):
         # 1. Nodes update and broadcast their prices from the measured loads.
         loads = x.sum(axis=0)
@@ -219,12 +230,25 @@ def run_pricing(
 
         if max(dx, dp) < tol and (stop == "change" or _certified(instance, x, prices)):
             status = "converged"
-            message = f"converged after {t} iterations (relative change {max(dx, dp):.2e})"
+            message = (
+                f"converged after {t} iterations (relative change {max(dx, dp):.2e}, "
+                f"eta={eta:g}, gamma={gamma:g})"
+            )
             break
         changes.append(max(dx, dp))
         if detect_cycles and t % max_period == 0:
-            period = _cycle_period(load_rows[-3 * max_period :], max_period)
+            period = _cycle_period(load_rows[watch_from:][-3 * max_period :], max_period)
         stalled = detect_cycles and t % patience == 0 and _stalled(changes, patience)
+        if (period is not None or stalled) and adaptive and eta > min_eta:
+            # Halve both steps and restart from the start point, because a cycle near capacity
+            # leaves prices so high that damped updates would take very long to forget them.
+            eta, gamma = eta / 2.0, gamma / 2.0
+            x, prices = start_flows.copy(), start_prices.copy()
+            adjustments.append((t, eta, gamma))
+            logger.info("pricing on %s: cycle at iteration %d, now eta=%g", instance.name, t, eta)
+            period, watch_from = None, len(load_rows)
+            changes.clear()
+            continue
         if period is not None or stalled:
             status = "cycle"
             if period is not None:
@@ -259,6 +283,7 @@ def run_pricing(
         step_history=np.array(steps),
         start_objective=start_objective,
         cycle_period=period,
+        adjustments=adjustments,
         gap_reached_at=reached,
     )
 

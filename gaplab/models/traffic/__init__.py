@@ -102,6 +102,7 @@ def suite(quick: bool, data_dir: Path | None) -> list[SuiteInstance]:
 
 HEURISTIC_NAMES = (
     "pricing",
+    "pricing-adaptive",
     "pricing-windowed",
     "access-only",
     "proportional",

@@ -35,8 +35,18 @@ def _row(
     }
 
 
-def comparison_rows(instance: Instance, quick: bool = False) -> list[dict[str, Any]]:
-    """Total delay, mean delay and node utilizations of every method next to the optimum."""
+SLOW_METHODS = ("pricing-adaptive", "pricing-windowed", "server-only")
+"""Heuristics that :func:`comparison_rows` leaves out when ``quick`` is set."""
+
+
+def comparison_rows(
+    instance: Instance, quick: bool = False, pricing: PricingRun | None = None
+) -> list[dict[str, Any]]:
+    """Tabulate total delay, mean delay and node utilizations of each method and the optimum.
+
+    ``quick`` leaves out :data:`SLOW_METHODS`. A finished ``pricing`` run supplies the
+    ``pricing`` row instead of a new run.
+    """
     from gaplab.heuristics.traffic import HEURISTICS
 
     started = time.perf_counter()
@@ -47,7 +57,13 @@ def comparison_rows(instance: Instance, quick: bool = False) -> list[dict[str, A
     optimum = objective(instance, best.flows)
     rows = [_row(instance, "optimum", best.flows, optimum, time.perf_counter() - started)]
     for name, heuristic in HEURISTICS.items():
-        if quick and name == "pricing-windowed":
+        if quick and name in SLOW_METHODS:
+            continue
+        if name == "pricing" and pricing is not None:
+            row = _row(instance, name, pricing.flows, optimum, pricing.seconds)
+            row["iterations"] = pricing.iterations
+            row["status"] = pricing.status
+            rows.append(row)
             continue
         started = time.perf_counter()
         allocation = heuristic(instance)
@@ -82,16 +98,14 @@ def plot_convergence(instance: Instance, run: PricingRun, optimum: float, path: 
 
 
 def extras(instance: Instance, out_dir: Path | None, quick: bool) -> list[dict[str, Any]]:
-    """Rows of :func:`comparison_rows` plus the pricing run; writes the convergence PNG."""
-    rows = comparison_rows(instance, quick)
-    if not rows:
-        return rows
-    optimum = float(rows[0]["optimum"])
+    """Return the rows of :func:`comparison_rows` and write the convergence PNG of pricing."""
+    _, best = solve_direct(instance)
+    if best is None:
+        logger.warning("no optimum for %s; skipping the comparison", instance.name)
+        return []
+    optimum = objective(instance, best.flows)
     run = run_pricing(instance, reference=optimum, max_iter=1000 if quick else 4000)
-    for row in rows:
-        if row["method"] == "pricing":
-            row["iterations"] = run.iterations
-            row["status"] = run.status
+    rows = comparison_rows(instance, quick, pricing=run)
     if out_dir is not None:
         name = "".join(c if c.isalnum() or c in "-_." else "_" for c in instance.name)
         path = plot_convergence(
