@@ -33,13 +33,14 @@ from gaplab.experiments.sweep_task import TIMING_COLUMNS
 
 pytestmark = pytest.mark.slow
 
-SPEC = {
+METHODS = [{"exact": "milp"}, {"heuristic": "greedy"}]
+SPEC: dict[str, Any] = {
     "model": toy.NAME,
     "imports": ["gaplab.experiments.sweep_toy"],
     "time_limit": 5,
     "grace": 20,
     "instances": {"generate": {"sizes": ["tiny", "small"], "seeds": [0, 1, 2]}},
-    "methods": [{"exact": "milp"}, {"heuristic": "greedy"}],
+    "methods": METHODS,
 }
 
 
@@ -88,7 +89,7 @@ def reproducible(rows: pd.DataFrame) -> pd.DataFrame:
 
 def test_dask_sweep_survives_killed_worker(client: Any, marker: Path, tmp_path: Path) -> None:
     marker.unlink(missing_ok=True)
-    methods = [*SPEC["methods"], {"heuristic": "crash-once"}]
+    methods = [*METHODS, {"heuristic": "crash-once"}]
     spec = spec_with(methods=methods)
     tasks = load_spec(spec)
 
@@ -163,9 +164,11 @@ def test_local_pool_records_failures(pool: LocalPool, tmp_path: Path) -> None:
 
     assert report.failed == 3
     assert rows.loc["greedy", "state"] == "ok"
-    assert rows.loc["fail", "error"].startswith("RuntimeError: heuristic 'fail' always raises")
-    assert rows.loc["crash", "error"] == "worker process died with exit code 3 while running the task"
-    assert rows.loc["hang", "error"].startswith("timed out")
+    assert str(rows.loc["fail", "error"]).startswith("RuntimeError: heuristic 'fail' always raises")
+    assert (
+        rows.loc["crash", "error"] == "worker process died with exit code 3 while running the task"
+    )
+    assert str(rows.loc["hang", "error"]).startswith("timed out")
     assert len(ids_on_disk(tmp_path)) == 4
 
     again = solve_many(spec, pool, out=tmp_path)
@@ -183,7 +186,7 @@ def test_dask_kills_hung_task(client: Any, tmp_path: Path) -> None:
     report = solve_many(spec, DaskRunner(client, restart_hung_workers=True), out=tmp_path)
     rows = report.rows.set_index("method")
     assert rows.loc["hang", "state"] == "error"
-    assert rows.loc["hang", "error"].startswith("timed out")
+    assert str(rows.loc["hang", "error"]).startswith("timed out")
     assert rows.loc["fail", "state"] == "error"
     assert rows.loc["greedy", "state"] == "ok"
     # The hung worker was ended and its nanny starts a new one.
@@ -201,7 +204,9 @@ def test_unreachable_scheduler_fails_fast(
 ) -> None:
     address = f"tcp://127.0.0.1:{closed_port()}"
     started = time.monotonic()
-    with pytest.raises(SchedulerUnreachableError, match=f"cannot reach a Dask scheduler at '{address}'"):
+    with pytest.raises(
+        SchedulerUnreachableError, match=f"cannot reach a Dask scheduler at '{address}'"
+    ):
         sweep_dask.connect(address, timeout=2)
     assert time.monotonic() - started < 6
 

@@ -46,7 +46,7 @@ def test_grid_is_product_of_instances_and_methods() -> None:
     assert len(tasks) == 2 * 3 * 3
     assert [t.method for t in tasks[:3]] == [
         "exact:milp",
-        'exact:milp[highs,mip_rel_gap=0.1]',
+        "exact:milp[highs,mip_rel_gap=0.1]",
         "greedy",
     ]
     assert tasks[0].instance == "size=tiny,seed=0"
@@ -56,8 +56,14 @@ def test_grid_is_product_of_instances_and_methods() -> None:
 
 
 def test_grid_expands_generator_parameters() -> None:
-    generate = {"sizes": ["tiny"], "seeds": {"start": 3, "stop": 5}, "grid": {"tightness": [0.8, 0.9]}}
-    tasks = load_spec(spec_with(instances={"generate": generate}, methods=[{"heuristic": "greedy"}]))
+    generate = {
+        "sizes": ["tiny"],
+        "seeds": {"start": 3, "stop": 5},
+        "grid": {"tightness": [0.8, 0.9]},
+    }
+    tasks = load_spec(
+        spec_with(instances={"generate": generate}, methods=[{"heuristic": "greedy"}])
+    )
     assert [t.instance for t in tasks] == [
         "size=tiny,seed=3,tightness=0.8",
         "size=tiny,seed=4,tightness=0.8",
@@ -106,11 +112,20 @@ def test_task_id_is_stable_and_ignores_location() -> None:
 @pytest.mark.parametrize(
     ("spec", "expected"),
     [
-        (spec_with(model="no-such-model"), "unknown model 'no-such-model'; known models: .*sweep-toy-gap"),
+        (
+            spec_with(model="no-such-model"),
+            "unknown model 'no-such-model'; known models: .*sweep-toy-gap",
+        ),
         (spec_with(methods=[{"exact": "lp"}]), "no exact variant 'lp'; valid variants: milp"),
-        (spec_with(methods=[{"heuristic": "best"}]), "no heuristic 'best'; valid heuristics: greedy"),
+        (
+            spec_with(methods=[{"heuristic": "best"}]),
+            "no heuristic 'best'; valid heuristics: greedy",
+        ),
         (spec_with(colour="red"), "unknown field 'colour'; valid fields: model, imports"),
-        (spec_with(instances={"generate": {"seeds": [1], "sizez": ["tiny"]}}), "unknown field 'sizez'"),
+        (
+            spec_with(instances={"generate": {"seeds": [1], "sizez": ["tiny"]}}),
+            "unknown field 'sizez'",
+        ),
         (spec_with(methods=[{"heuristic": "greedy", "optoins": {}}]), "unknown field 'optoins'"),
         (
             spec_with(methods=[{"exact": "milp", "options": {"gap": 0.1}}]),
@@ -156,10 +171,12 @@ def test_invalid_yaml_is_rejected(tmp_path: Path) -> None:
 
 
 def test_task_that_raises_becomes_error_row() -> None:
-    (task,) = load_spec(spec_with(
-        instances={"generate": {"sizes": ["tiny"], "seeds": [0]}},
-        methods=[{"heuristic": "fail"}],
-    ))
+    (task,) = load_spec(
+        spec_with(
+            instances={"generate": {"sizes": ["tiny"], "seeds": [0]}},
+            methods=[{"heuristic": "fail"}],
+        )
+    )
     row = run_task(task)
     assert set(row) == set(ROW_COLUMNS)
     assert row["state"] == "error"
@@ -221,34 +238,47 @@ def test_rerun_skips_finished_tasks(tmp_path: Path) -> None:
 
 def _row(instance: str, method: str, kind: str, objective: float | None, **extra: object) -> dict:
     row = dict.fromkeys(ROW_COLUMNS)
-    row.update(model="m", instance=instance, method=method, kind=kind, objective=objective,
-               state="ok", valid=True, sense="min", seconds=1.0)
+    row.update(
+        model="m",
+        instance=instance,
+        method=method,
+        kind=kind,
+        objective=objective,
+        state="ok",
+        valid=True,
+        sense="min",
+        seconds=1.0,
+    )
     row.update(extra)
     return row
 
 
 def test_ratio_is_one_or_more_in_both_senses() -> None:
-    rows = pd.DataFrame([
-        _row("a", "exact", "exact", 10.0),
-        _row("a", "greedy", "heuristic", 12.0),
-        _row("b", "exact", "exact", 20.0, sense="max"),
-        _row("b", "greedy", "heuristic", 16.0, sense="max"),
-        _row("c", "greedy", "heuristic", 5.0),
-    ])
+    rows = pd.DataFrame(
+        [
+            _row("a", "exact", "exact", 10.0),
+            _row("a", "greedy", "heuristic", 12.0),
+            _row("b", "exact", "exact", 20.0, sense="max"),
+            _row("b", "greedy", "heuristic", 16.0, sense="max"),
+            _row("c", "greedy", "heuristic", 5.0),
+        ]
+    )
     ratios = add_ratios(rows)["ratio"].tolist()
     assert ratios[:4] == [1.0, 1.2, 1.0, 1.25]
     assert math.isnan(ratios[4])  # no exact result for instance c
 
 
 def test_summary_counts_errors_and_invalid() -> None:
-    rows = pd.DataFrame([
-        _row("a", "exact", "exact", 10.0),
-        _row("b", "exact", "exact", 10.0),
-        _row("a", "greedy", "heuristic", 11.0),
-        _row("b", "greedy", "heuristic", 13.0),
-        _row("c", "greedy", "heuristic", 9.0, valid=False),
-        _row("d", "greedy", "heuristic", None, state="error", valid=None, seconds=None),
-    ])
+    rows = pd.DataFrame(
+        [
+            _row("a", "exact", "exact", 10.0),
+            _row("b", "exact", "exact", 10.0),
+            _row("a", "greedy", "heuristic", 11.0),
+            _row("b", "greedy", "heuristic", 13.0),
+            _row("c", "greedy", "heuristic", 9.0, valid=False),
+            _row("d", "greedy", "heuristic", None, state="error", valid=None, seconds=None),
+        ]
+    )
     table = summarize(rows).set_index("method")
     greedy = table.loc["greedy"]
     assert greedy["count"] == 4
@@ -278,8 +308,14 @@ def test_main_rejects_unknown_model_and_writes_nothing(
     [
         (["spec.yaml"], "--out DIR is required"),
         ([], "give a sweep spec"),
-        (["spec.yaml", "--out", "o", "--scheduler", "tcp://127.0.0.1:1", "--workers", "2"], "--workers"),
-        (["spec.yaml", "--out", "o", "--scheduler", "tcp://127.0.0.1:1", "--executor", "local"], "dask"),
+        (
+            ["spec.yaml", "--out", "o", "--scheduler", "tcp://127.0.0.1:1", "--workers", "2"],
+            "--workers",
+        ),
+        (
+            ["spec.yaml", "--out", "o", "--scheduler", "tcp://127.0.0.1:1", "--executor", "local"],
+            "dask",
+        ),
         (["--summary", "o", "--out", "p"], "takes no spec"),
     ],
 )

@@ -161,8 +161,12 @@ def _as_tasks(source: Any) -> list[Task]:
     unique: dict[str, Task] = {}
     for task in tasks:
         if task.task_id in unique:
-            logger.warning("task %s (%s on %s) listed twice; running it once", task.task_id,
-                           task.method, task.instance)
+            logger.warning(
+                "task %s (%s on %s) listed twice; running it once",
+                task.task_id,
+                task.method,
+                task.instance,
+            )
         unique.setdefault(task.task_id, task)
     return list(unique.values())
 
@@ -283,12 +287,10 @@ def main(argv: list[str]) -> int:
 
     executor = args.executor or ("dask" if args.scheduler else "local")
     client = None
-    if executor == "dask":
-        from gaplab.experiments.sweep_dask import DaskRunner, SchedulerUnreachableError, connect
-    else:
-        SchedulerUnreachableError = ConnectionError  # noqa: N806 - nothing raises it here
     try:
         if args.scheduler:
+            from gaplab.experiments.sweep_dask import DaskRunner, connect
+
             client = connect(args.scheduler)
             target: Any = DaskRunner(client)
         else:
@@ -296,7 +298,7 @@ def main(argv: list[str]) -> int:
         report = solve_many(
             tasks, target, out=args.out, workers=args.workers, progress=not args.quiet
         )
-    except SchedulerUnreachableError as exc:
+    except ConnectionError as exc:  # SchedulerUnreachableError among others
         return _fail(str(exc), 1)
     except (ExecutorBrokenError, WorkerStartError) as exc:
         return _fail(f"{exc}; finished tasks are saved in {args.out}", 1)

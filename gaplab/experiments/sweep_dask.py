@@ -185,7 +185,9 @@ class DaskRunner:
         except TimeoutError:
             return None
         except KilledWorker as exc:
-            return error_row(task, f"worker crashed: the task ended the worker processes that ran it ({exc})")
+            return error_row(
+                task, f"worker crashed: the task ended the worker processes that ran it ({exc})"
+            )
         except Exception as exc:  # noqa: BLE001 - reported as the task's error row
             return error_row(task, f"{type(exc).__name__}: {exc}")
         return row

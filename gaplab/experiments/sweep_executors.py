@@ -172,8 +172,8 @@ class FuturesRunner:
     A process pool gives each task its own process; a thread pool shares one, so a task that
     ends its process (``os._exit``) ends the sweep too. When a process pool breaks because a
     worker died, the pool cannot tell which task killed it: the pending tasks keep no row and
-    :class:`ExecutorBrokenError` tells the caller to rerun. The built-in ``local`` executor (:class:`~.sweep_local.LocalPool`) has none
-    of these limits.
+    :class:`ExecutorBrokenError` tells the caller to rerun. The built-in ``local`` executor
+    (:class:`~.sweep_local.LocalPool`) has none of these limits.
 
     Parameters
     ----------

@@ -9,6 +9,7 @@ breaks the whole pool. Dead and killed workers are replaced and the sweep goes o
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import multiprocessing as mp
 import multiprocessing.connection as mpc
@@ -51,10 +52,8 @@ class _Worker:
 
     def stop(self, timeout: float) -> None:
         if self.process.is_alive():
-            try:
+            with contextlib.suppress(OSError):
                 self.conn.send(None)
-            except OSError:
-                pass
             self.process.join(timeout)
         self.kill()
 
@@ -115,6 +114,11 @@ class LocalPool:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+    @property
+    def pids(self) -> list[int]:
+        """Process ids of the current workers."""
+        return [w.process.pid for w in self._workers if w.process.pid is not None]
 
     def start(self) -> None:
         """Start the missing workers; they import gaplab in the background."""
@@ -208,12 +212,12 @@ class LocalPool:
     def _replace_dead(self, worker: _Worker, on_row: RowCallback) -> None:
         # A row sent just before the process ended is still in the pipe; deliver it first.
         try:
-            if worker.task is not None and worker.conn.poll(0):
+            running = worker.task
+            if running is not None and worker.conn.poll(0):
                 kind, payload = worker.conn.recv()
-                if kind == "row":
-                    task, worker.task = worker.task, None
-                    if payload.get("task_id") == task.task_id:
-                        on_row(payload)
+                if kind == "row" and payload.get("task_id") == running.task_id:
+                    worker.task = None
+                    on_row(payload)
         except (EOFError, OSError):
             pass
         worker.process.join(5.0)
@@ -223,7 +227,9 @@ class LocalPool:
         task = worker.task
         if task is not None:
             seconds = time.monotonic() - worker.started_at
-            logger.warning("worker died with exit code %s while running task %s", code, task.task_id)
+            logger.warning(
+                "worker died with exit code %s while running task %s", code, task.task_id
+            )
             on_row(
                 error_row(
                     task,
@@ -258,7 +264,8 @@ class LocalPool:
                 error_row(
                     task,
                     f"timed out: still running {now - worker.started_at:.1f} s after it started "
-                    f"(time limit {task.time_limit:g} s plus grace {task.grace:g} s); worker killed",
+                    f"(time limit {task.time_limit:g} s plus grace {task.grace:g} s); "
+                    "worker killed",
                     wall_seconds=now - worker.started_at,
                 )
             )

@@ -34,6 +34,7 @@ import inspect
 import itertools
 import json
 import logging
+import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -48,8 +49,14 @@ SPEC_FIELDS = ("model", "imports", "time_limit", "grace", "instances", "methods"
 INSTANCE_FIELDS = ("generate", "files")
 GENERATE_FIELDS = ("sizes", "seeds", "params", "grid")
 METHOD_FIELDS = ("exact", "heuristic", "backend", "options", "label", "time_limit")
-SOLVE_OPTION_FIELDS = ("mip_rel_gap", "threads", "verbose", "seed", "convex_tolerance",
-                       "solver_options")
+SOLVE_OPTION_FIELDS = (
+    "mip_rel_gap",
+    "threads",
+    "verbose",
+    "seed",
+    "convex_tolerance",
+    "solver_options",
+)
 DEFAULT_BACKEND = "highs"
 
 
@@ -57,7 +64,7 @@ class SpecError(ValueError):
     """A sweep spec is invalid; the message names the field and what it accepts."""
 
 
-def load_spec(source: str | Path | Mapping[str, Any]) -> list[Task]:
+def load_spec(source: str | os.PathLike[str] | Mapping[str, Any]) -> list[Task]:
     """Read a sweep spec (a YAML file or its parsed mapping) and return its tasks in grid order.
 
     Parameters
@@ -258,7 +265,9 @@ def _methods(value: Any, spec: Any, time_limit: float) -> list[dict[str, Any]]:
                 f"methods entry {dict(entry)} must name exactly one of 'exact' or 'heuristic'"
             )
         limit = _positive(entry.get("time_limit", time_limit), "methods.time_limit")
-        found.append(_exact(entry, spec, limit) if "exact" in entry else _heuristic(entry, spec, limit))
+        found.append(
+            _exact(entry, spec, limit) if "exact" in entry else _heuristic(entry, spec, limit)
+        )
     if not found:
         raise SpecError("methods is empty; list at least one exact variant or heuristic")
 
@@ -385,4 +394,3 @@ def _check_json(value: Any, where: str) -> None:
         json.dumps(value, allow_nan=False)
     except (TypeError, ValueError) as exc:
         raise SpecError(f"{where} must contain plain JSON values, got {value!r}: {exc}") from exc
-

@@ -65,7 +65,9 @@ class ResultStore:
         target = self.folder / f"{row['task_id']}{SUFFIX}"
         table = pa.Table.from_pylist([row], schema=SCHEMA)
 
-        fd, temporary = tempfile.mkstemp(prefix=f".{row['task_id']}.", suffix=".tmp", dir=self.folder)
+        fd, temporary = tempfile.mkstemp(
+            prefix=f".{row['task_id']}.", suffix=".tmp", dir=self.folder
+        )
         os.close(fd)
         try:
             pq.write_table(table, temporary)
@@ -76,11 +78,13 @@ class ResultStore:
         return target
 
     def read_rows(self, task_ids: Iterable[str]) -> list[dict[str, Any]]:
-        """Read the rows of ``task_ids`` as dicts of Python values; ids without a file are skipped."""
+        """Read the rows of ``task_ids`` as dicts; ids without a file are skipped."""
         return _read_table(self.folder, task_ids).to_pylist()
 
 
-def read_results(folder: str | os.PathLike[str], task_ids: Iterable[str] | None = None) -> pd.DataFrame:
+def read_results(
+    folder: str | os.PathLike[str], task_ids: Iterable[str] | None = None
+) -> pd.DataFrame:
     """Read the result files of a sweep folder into one DataFrame with the sweep's columns.
 
     Parameters

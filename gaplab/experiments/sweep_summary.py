@@ -1,4 +1,4 @@
-"""The summary of a sweep folder: per model and method, how often valid and how far from the optimum.
+"""Summaries of sweep results: per model and method, how often valid, how far from the optimum.
 
 The optimum of an instance is the best objective among the valid exact results of that instance
 in the folder (smallest for ``min`` models, largest for ``max``). It is only a proven optimum
@@ -46,7 +46,9 @@ def add_ratios(rows: pd.DataFrame) -> pd.DataFrame:
     for (model, instance), group in exact.groupby(["model", "instance"], sort=False):
         sense = group["sense"].iloc[0]
         values = group["objective"].astype(float)
-        optimum[(model, instance)] = float(values.max() if sense == "max" else values.min())
+        optimum[(str(model), str(instance))] = float(
+            values.max() if sense == "max" else values.min()
+        )
 
     optima = []
     ratios = []

@@ -17,6 +17,7 @@ import socket
 import time
 import traceback
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Any
 
 logger = logging.getLogger(__name__)
@@ -174,7 +175,7 @@ def _run(task: Task) -> dict[str, Any]:
     spec = get_model(task.model)
 
     if task.instance_file is not None:
-        instance = spec.load(task.instance_file)
+        instance = spec.load(Path(task.instance_file))
     else:
         instance = spec.generate(seed=task.seed, size=task.size, **dict(task.params))
 
@@ -187,11 +188,14 @@ def _run(task: Task) -> dict[str, Any]:
 
     row = base_row(task)
     produced = outcome.row()
-    solver_failed = outcome.result is not None and produced["status"] == "error"
+    # A solver fault comes back as a Result with termination "error"; it is a failed task.
+    solver_error = None
+    if outcome.result is not None and produced["status"] == "error":
+        solver_error = outcome.result.message or "the solver failed without a message"
     row.update(
         sense=spec.sense,
-        state="error" if solver_failed else "ok",
-        error=(outcome.result.message or "solver error") if solver_failed else None,
+        state="ok" if solver_error is None else "error",
+        error=solver_error,
         status=produced["status"],
         objective=produced["objective"],
         bound=produced["bound"],

@@ -162,7 +162,9 @@ def validate(instance: GapInstance, solution: tuple[int, ...]) -> list[str]:
         load[a] += instance.weight[a][i]
     for a, used in enumerate(load):
         if used > instance.capacity[a] + 1e-9:
-            problems.append(f"agent {a} carries {used:g}, above its capacity {instance.capacity[a]:g}")
+            problems.append(
+                f"agent {a} carries {used:g}, above its capacity {instance.capacity[a]:g}"
+            )
     return problems
 
 
