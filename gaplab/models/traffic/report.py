@@ -71,23 +71,33 @@ def comparison_rows(
     return rows
 
 
-def plot_convergence(instance: Instance, run: PricingRun, optimum: float, path: Path) -> Path:
-    """Write a PNG of the pricing run: ``F - F*`` and node prices per iteration."""
+def plot_convergence(
+    instance: Instance, runs: dict[str, PricingRun], optimum: float, path: Path
+) -> Path:
+    """Write a PNG of pricing runs: ``F - F*`` of each run and the node prices of the last one.
+
+    ``runs`` maps a legend label to a run, for example the default steps and an adaptive rerun.
+    """
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    iterations = np.arange(1, run.iterations + 1)
     fig, (top, bottom) = plt.subplots(2, 1, figsize=(7, 6), sharex=True)
-    excess = np.maximum(run.objective_history - optimum, 1e-16)
-    top.semilogy(iterations, excess, color="tab:blue")
+    for label, run in runs.items():
+        iterations = np.arange(1, run.iterations + 1)
+        excess = np.maximum(run.objective_history - optimum, 1e-16)
+        top.semilogy(iterations, excess, label=f"{label}: {run.status} after {run.iterations}")
     top.set_ylabel("F - F* (work units)")
-    top.set_title(f"pricing on {instance.name}: {run.status} after {run.iterations} iterations")
+    top.set_title(f"distributed pricing on {instance.name}")
+    top.legend(loc="best", fontsize="small")
+
+    label, last = list(runs.items())[-1]
+    iterations = np.arange(1, last.iterations + 1)
     for j, node in enumerate(instance.nodes[:12]):
-        bottom.plot(iterations, run.price_history[:, j], label=node)
+        bottom.semilogy(iterations, last.price_history[:, j], label=node)
     bottom.set_xlabel("iteration")
-    bottom.set_ylabel("node price p_j (s per work unit)")
+    bottom.set_ylabel(f"node price p_j ({label})")
     if instance.num_nodes <= 12:
         bottom.legend(loc="best", fontsize="small")
     fig.tight_layout()
@@ -98,7 +108,11 @@ def plot_convergence(instance: Instance, run: PricingRun, optimum: float, path: 
 
 
 def extras(instance: Instance, out_dir: Path | None, quick: bool) -> list[dict[str, Any]]:
-    """Return the rows of :func:`comparison_rows` and write the convergence PNG of pricing."""
+    """Return the rows of :func:`comparison_rows` and write the convergence PNG of pricing.
+
+    When the default steps do not converge (and ``quick`` is off), the plot also shows the
+    adaptive run.
+    """
     _, best = solve_direct(instance)
     if best is None:
         logger.warning("no optimum for %s; skipping the comparison", instance.name)
@@ -107,9 +121,12 @@ def extras(instance: Instance, out_dir: Path | None, quick: bool) -> list[dict[s
     run = run_pricing(instance, reference=optimum, max_iter=1000 if quick else 4000)
     rows = comparison_rows(instance, quick, pricing=run)
     if out_dir is not None:
+        runs = {"steps 0.25 / 0.5": run}
+        if not run.converged and not quick:
+            runs["adaptive steps"] = run_pricing(instance, reference=optimum, adaptive=True)
         name = "".join(c if c.isalnum() or c in "-_." else "_" for c in instance.name)
         path = plot_convergence(
-            instance, run, optimum, Path(out_dir) / f"traffic-{name}-convergence.png"
+            instance, runs, optimum, Path(out_dir) / f"traffic-{name}-convergence.png"
         )
         logger.info("wrote %s", path)
     return rows
