@@ -1,10 +1,11 @@
 """Throughput of sweeps with one and two workers, on the local pool and on a Dask LocalCluster.
 
-Runs the same 200 small MILP tasks (the toy generalized assignment model of
-``gaplab.experiments.sweep_toy``, size ``medium``: 30 items and 5 agents, solved by HiGHS with one
-thread) four times: local executor with one worker and with two, then Dask with one worker and
-with two. Each run writes its Parquet files to a fresh folder, as a real sweep does. Worker start-up
-is left out of the timing: every pool and cluster runs a warm-up sweep first.
+The tasks are 200 small MILPs: the toy generalized assignment model of
+``gaplab.experiments.sweep_toy`` at size ``medium`` (30 items and 5 agents), solved by HiGHS with
+one thread. The script runs them four times: on the local executor with one worker and with two,
+then on Dask with one worker and with two. Each run writes its Parquet files to a fresh folder,
+as a real sweep does. Worker start-up is left out of the timing, because every pool and cluster
+runs a warm-up sweep first.
 
 Usage::
 
@@ -95,8 +96,8 @@ def measure(
 
 
 def load() -> str:
-    one, five, _ = os.getloadavg()
-    return f"{one:.1f}/{five:.1f}"
+    last_minute, last_five, _ = os.getloadavg()
+    return f"{last_minute:.1f}/{last_five:.1f}"
 
 
 def main() -> None:

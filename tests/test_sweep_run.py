@@ -1,7 +1,7 @@
 """Sweeps on real worker processes: the local pool and a Dask LocalCluster on 127.0.0.1.
 
-The cluster and the pool are shared by the tests of this module to keep it fast; the cluster's
-workers see the environment variable that arms the ``crash-once`` heuristic of the toy model.
+The tests of this module share one cluster and one pool to keep it fast. The cluster's workers
+see the environment variable that arms the ``crash-once`` heuristic of the toy model.
 """
 
 from __future__ import annotations
@@ -83,8 +83,8 @@ def ids_on_disk(folder: Path) -> list[str]:
 
 
 def reproducible(rows: pd.DataFrame) -> pd.DataFrame:
-    kept = rows.drop(columns=list(TIMING_COLUMNS))
-    return kept.sort_values("task_id").reset_index(drop=True)
+    comparable = rows.drop(columns=list(TIMING_COLUMNS))
+    return comparable.sort_values("task_id").reset_index(drop=True)
 
 
 def test_dask_sweep_survives_killed_worker(client: Any, marker: Path, tmp_path: Path) -> None:

@@ -41,7 +41,7 @@ __all__ = ["SweepReport", "load_spec", "main", "solve_many"]
 
 @dataclass
 class SweepReport:
-    """What one call of :func:`solve_many` did."""
+    """The outcome of one call of :func:`solve_many`."""
 
     rows: pd.DataFrame
     """One row per task of the sweep in grid order: those run now and those finished before."""

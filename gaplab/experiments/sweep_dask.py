@@ -2,8 +2,9 @@
 
 Workers import gaplab, receive a :class:`~.sweep_task.Task` (a few hundred bytes) and send back
 one result row. When a worker dies during a task, the scheduler runs the task again on another
-worker and gives up after ``distributed.scheduler.allowed-failures`` deaths (3 by default); the
-task then gets an error row naming :class:`distributed.KilledWorker`.
+worker. After ``distributed.scheduler.allowed-failures`` deaths (3 by default, 1 on the clusters
+that :func:`start_local_cluster` starts) it gives up, and the task gets an error row naming
+:class:`distributed.KilledWorker`.
 """
 
 from __future__ import annotations
@@ -34,7 +35,7 @@ WORKER_TIMEOUT = 60.0
 
 
 class SchedulerUnreachableError(ConnectionError):
-    """No Dask scheduler answered at the given address in time."""
+    """No Dask scheduler responded at the given address in time."""
 
 
 def connect(address: str, timeout: float | None = None) -> Any:
@@ -45,7 +46,7 @@ def connect(address: str, timeout: float | None = None) -> Any:
     Raises
     ------
     SchedulerUnreachableError
-        If no scheduler answers within ``timeout`` seconds.
+        If no scheduler responds within ``timeout`` seconds.
     """
     from distributed import Client
 
@@ -64,8 +65,8 @@ def start_local_cluster(workers: int | None = None) -> tuple[Any, Any]:
 
     The scheduler and the workers listen only on 127.0.0.1, on free ports, and the cluster
     serves no dashboard. The scheduler sends a worker one task at a time (worker saturation
-    1.0), so a task that kills its worker takes no queued task down with it, and it gives up on
-    a task after two worker deaths (one retry) instead of four.
+    1.0), so a task that kills its worker takes no queued task down with it. The scheduler also
+    gives up on a task after two worker deaths (one retry) instead of four.
     """
     import dask
     from distributed import Client, LocalCluster
@@ -113,7 +114,7 @@ class DaskRunner:
     client
         A connected client; the caller owns it and closes it.
     restart_hung_workers
-        End the worker process that holds a task past its deadline, so that its nanny starts a
+        End the worker process that runs a task past its deadline, so that its nanny starts a
         fresh one. Do this only on a cluster the sweep owns, because it also ends whatever else
         that worker runs.
     worker_timeout
@@ -179,8 +180,8 @@ class DaskRunner:
                 f"{self.client.status!r}); rerun the sweep to finish the remaining tasks"
             )
         try:
-            # A worker that dies after the task finished takes the result with it; the
-            # scheduler then runs the task again and the future waits, so do not block here.
+            # A worker that dies after the task finished takes the result with it. The
+            # scheduler then runs the task again and the future waits, so wait only briefly.
             row: dict[str, Any] = future.result(timeout=RESULT_TIMEOUT)
         except TimeoutError:
             return None
@@ -201,8 +202,8 @@ class DaskRunner:
             return True  # no worker runs it any more, so no slot is lost
         if not self.restart_hung_workers:
             return False
-        # The worker's event loop still answers while its task thread is stuck, so it can run
-        # the exit; the nanny then starts a new worker and the slot comes back.
+        # The worker's event loop keeps running while its task thread is stuck, so it can run
+        # the exit. The nanny then starts a new worker and the slot comes back.
         try:
             self.client.run(_exit_worker, workers=holders, wait=False)
         except Exception as exc:  # noqa: BLE001 - the sweep goes on with one slot fewer

@@ -7,8 +7,8 @@ the scheduler's processing list for Dask) and restarts if it goes back to waitin
 does when its worker dies.
 
 A task past its deadline is abandoned: its future is cancelled and its row records the timeout.
-A future cannot stop a running thread, so unless the runner can end the worker that holds the
-task (Dask clusters that the sweep started itself), the slot stays busy and the runner counts one
+A future cannot stop a running thread. Unless the runner can end the worker that runs the task
+(on Dask clusters that the sweep started itself), the slot stays busy, and the runner counts one
 slot fewer from then on.
 """
 
@@ -169,11 +169,11 @@ def _abandon_overdue(backend: _Backend, pending: dict[int, _Pending], on_row: Ro
 class FuturesRunner:
     """Runs sweep tasks on any :class:`concurrent.futures.Executor`.
 
-    A process pool gives each task its own process; a thread pool shares one, so a task that
-    ends its process (``os._exit``) ends the sweep too. When a process pool breaks because a
-    worker died, the pool cannot tell which task killed it: the pending tasks keep no row and
-    :class:`ExecutorBrokenError` tells the caller to rerun. The built-in ``local`` executor
-    (:class:`~.sweep_local.LocalPool`) has none of these limits.
+    A process pool runs tasks in worker processes, but a thread pool runs them in this process,
+    so there a task that calls ``os._exit`` ends the sweep too. When a worker of a process pool
+    dies, the whole pool breaks and cannot tell which task caused it. The pending tasks then
+    keep no row, and :class:`ExecutorBrokenError` tells the caller to rerun. The built-in
+    ``local`` executor (:class:`~.sweep_local.LocalPool`) has none of these limits.
 
     Parameters
     ----------

@@ -1,7 +1,7 @@
 """The ``local`` sweep executor: worker processes started with the spawn method.
 
 Each worker runs one task at a time and talks to the parent over its own pipe, so the parent
-always knows which task a worker holds. That is what lets the pool turn a dead worker into an
+always tracks which task each worker runs. That is what lets the pool turn a dead worker into an
 error row for exactly the task it was running, and kill a worker whose task runs past its
 deadline; :class:`concurrent.futures.ProcessPoolExecutor` can do neither, because one dead worker
 breaks the whole pool. Dead and killed workers are replaced and the sweep goes on.
@@ -91,9 +91,9 @@ class LocalPool:
     Parameters
     ----------
     workers
-        Number of worker processes; the machine's CPU count when ``None``. Each task asks its
-        solver for one thread, so one worker per core keeps the cores busy without
-        oversubscribing them.
+        Number of worker processes; the machine's CPU count when ``None``. Each task requests one
+        solver thread, so one worker per core keeps the cores busy without oversubscribing
+        them.
     start_timeout
         Seconds a new worker may take to import gaplab and report ready.
     """

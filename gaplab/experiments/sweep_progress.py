@@ -1,7 +1,7 @@
 """A progress line for sweeps on standard error: done, failed and remaining tasks.
 
-On a terminal the line is redrawn in place (through tqdm when it is installed); otherwise, as in
-a log file or CI, one line is printed at most every ``interval`` seconds and at the end.
+On a terminal the line is redrawn in place, through tqdm when it is installed. Elsewhere, as in a
+log file or CI, one line is printed at most every ``interval`` seconds and once at the end.
 """
 
 from __future__ import annotations
@@ -72,7 +72,7 @@ class Progress:
             self._printed_at = now
 
     def line(self) -> str:
-        """The current counts as one line of text."""
+        """Format the current counts as one line of text."""
         elapsed = max(time.monotonic() - self._started, 1e-9)
         rate = (self.done + self.failed) / elapsed
         return (

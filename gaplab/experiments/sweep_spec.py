@@ -1,8 +1,8 @@
 """Sweep specs: read the YAML, check every field against the model registry, expand the grid.
 
-A spec names one model, the instances (generated from seeds, sizes and generator parameters, or
-read from files), the methods and a time limit; the tasks are the product of instances and
-methods::
+A spec names one model, the instances, the methods and a time limit. Instances are generated
+from seeds, sizes and generator parameters, or read from files. The tasks are the product of
+instances and methods::
 
     model: sweep-toy-gap
     imports: [gaplab.experiments.sweep_toy]   # optional: modules that register more models

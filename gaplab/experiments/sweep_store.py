@@ -1,9 +1,9 @@
 """Result storage of a sweep: one Parquet file per finished task, named by the task id.
 
-Each file is written under a temporary name that starts with a dot and then renamed, so readers
-that skip hidden files (pyarrow datasets and ``pandas.read_parquet`` do by default) see a valid
-dataset at any moment, and a task has at most one file. A task whose file exists is finished,
-whether it succeeded or failed, and a rerun skips it.
+Each file is written under a temporary name that starts with a dot and then renamed. Readers that
+skip hidden files, as pyarrow datasets and ``pandas.read_parquet`` do by default, therefore see a
+valid dataset at any moment, and a task never has more than one file. A task whose file exists
+is finished, whether it succeeded or failed, and a rerun skips it.
 """
 
 from __future__ import annotations

@@ -113,9 +113,9 @@ def format_summary(table: pd.DataFrame) -> str:
     """Render a summary table as aligned plain text; missing values print as ``-``."""
     if table.empty:
         return "no results"
-    shown = table.copy()
+    text = table.copy()
     for column in ("mean_ratio", "worst_ratio"):
-        shown[column] = shown[column].map(lambda v: "-" if pd.isna(v) else f"{v:.4f}")
+        text[column] = text[column].map(lambda v: "-" if pd.isna(v) else f"{v:.4f}")
     for column in ("mean_seconds", "max_seconds"):
-        shown[column] = shown[column].map(lambda v: "-" if pd.isna(v) else f"{v:.3f}")
-    return shown.to_string(index=False)
+        text[column] = text[column].map(lambda v: "-" if pd.isna(v) else f"{v:.3f}")
+    return text.to_string(index=False)

@@ -50,10 +50,12 @@ ROW_COLUMNS: dict[str, type] = {
 }
 """Columns of a result row and their Python types; every column may be missing (``None``).
 
-``state`` is ``ok`` when the method ran to its end (whatever the solver's termination) and
-``error`` when the task raised, crashed its worker or ran past its deadline; ``error`` then holds
-the reason. ``status`` is the solver's termination, or ``heuristic``. ``seconds`` is the method's
-own time and ``wall_seconds`` the whole task, with instance generation and validation."""
+``state`` is ``ok`` when the method ran to its end, whatever the solver's termination (time limit
+and infeasible included) unless that termination is ``error``. It is ``error`` when the task
+raised, crashed its worker, ran past its deadline or the solver failed, and the ``error`` column
+then contains the reason. ``status`` is the solver's termination, or ``heuristic``. ``seconds``
+is the method's own time and ``wall_seconds`` the whole task, with instance generation and
+validation."""
 
 TIMING_COLUMNS = ("seconds", "wall_seconds", "worker", "finished_at")
 """Columns that differ between two runs of the same task; the others are reproducible."""
@@ -65,8 +67,8 @@ class Task:
 
     ``params`` and ``options`` are sorted ``(name, value)`` pairs with JSON values. For an
     instance file, ``instance_file`` is the absolute path that workers open and ``digest`` the
-    SHA-256 of its content; the task id uses the digest and ``instance`` but not the path, so a
-    moved folder keeps its finished results.
+    SHA-256 of its content. The task id uses the digest and ``instance`` but not the path, so
+    moving a folder of instances keeps its finished results.
     """
 
     model: str
@@ -151,7 +153,8 @@ def error_row(task: Task, reason: str, *, wall_seconds: float | None = None) -> 
 def run_task(task: Task) -> dict[str, Any]:
     """Build the task's instance, run its method and return the result row.
 
-    Every exception becomes an error row, so a worker only fails when its process dies.
+    Every ``Exception`` raised by the task becomes an error row, so a worker fails only when its
+    process dies or is interrupted.
     """
     started = time.perf_counter()
     try:

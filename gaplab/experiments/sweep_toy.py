@@ -8,10 +8,10 @@ The instance has items and agents: assigning item ``i`` to agent ``a`` costs ``c
 uses ``weight[a, i]`` of the agent's capacity. Every item goes to exactly one agent and the total
 cost is minimized.
 
-Besides the ``greedy`` heuristic, the model carries heuristics that misbehave on purpose, so that
-tests can check how a sweep records failures: ``fail`` raises, ``crash`` ends its process with
-``os._exit``, ``crash-once`` does so only while the file named by the environment variable
-``GAPLAB_SWEEP_TOY_MARKER`` does not exist yet (and creates it), and ``hang`` sleeps for an hour.
+Besides the ``greedy`` heuristic, the model has heuristics that misbehave on purpose, so that
+tests can check how a sweep records failures. ``fail`` raises and ``crash`` ends its process with
+``os._exit``. ``crash-once`` does the same only while the file named by the environment variable
+``GAPLAB_SWEEP_TOY_MARKER`` does not exist yet, and creates it. ``hang`` sleeps for an hour.
 """
 
 from __future__ import annotations
@@ -81,8 +81,8 @@ def generate(seed: int = 0, size: str = "small", tightness: float = 0.9) -> GapI
     rng = np.random.default_rng(seed)
     weight = rng.integers(5, 26, size=(agents, items)).astype(float)
     cost = rng.integers(10, 51, size=(agents, items)).astype(float)
-    # The capacities add up to ``tightness`` times the average weight of all items, as in the
-    # usual random GAP classes; below about 0.7 many instances are infeasible.
+    # The capacities add up to ``tightness`` times the average total weight of the items. Smaller
+    # values make instances harder, and at 0.8 some tiny instances are already infeasible.
     capacity = np.floor(tightness * weight.sum(axis=1) / agents)
     return GapInstance(
         tuple(map(tuple, cost.tolist())),
