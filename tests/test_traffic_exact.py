@@ -135,6 +135,8 @@ def test_symmetric_oracle() -> None:
     assert np.allclose(allocation.flows, 2.0, atol=1e-7)
     expected = 4 * 6.0 * (1 / (10.0 - 2.0) + 1 / (20.0 - 8.0))
     assert objective(inst, allocation.flows) == pytest.approx(expected, rel=1e-9)
+    alpha = 10.0 / (10.0 - 2.0) ** 2 + 20.0 / (20.0 - 8.0) ** 2
+    assert np.allclose(certify(inst, allocation.flows).alpha, alpha, rtol=1e-9)
 
 
 def test_sparse_paths_and_propagation() -> None:
