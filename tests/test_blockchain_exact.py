@@ -97,6 +97,8 @@ CASES = [(seed, n, p) for seed in range(3) for n, p in [(4, 2), (5, 2), (5, 3), 
 def test_exec_optimum_equals_brute_force(seed, n, p, workload):
     instance = _tiny(seed, n, p, workload)
     optimum = brute_exec(instance)
+    assert heur.h1(instance).makespan(instance) >= optimum - 1e-9
+    assert heur.sol_batches(instance).makespan(instance) >= optimum - 1e-9
     formulations = ["continuous"] + (["rounds"] if workload == "homogeneous" else [])
     for formulation in formulations:
         for strengthened in (True, False):
@@ -175,3 +177,14 @@ def test_plain_lp_relaxation_ignores_cores():
         lp, _ = build_milp.solve_lp_relaxation(instance.with_changes(cores=p), "highs", OPTIONS)
         values.append(lp.objective)
     assert np.allclose(values, values[0], rtol=1e-6)
+
+
+@pytest.mark.parametrize("n", [0, 1])
+@pytest.mark.parametrize("problem", ["block-exec", "block-build"])
+def test_empty_and_single_transaction_instances(n, problem):
+    instance = generate(0, n=n, cores=2, problem=problem, budget=50_000 if n else 1.0)
+    solve = exec_milp.solve_exec if problem == "block-exec" else build_milp.solve_build
+    for strengthened in (True, False):
+        result, schedule = solve(instance, "highs", OPTIONS, strengthened=strengthened)
+        assert result.termination == Termination.OPTIMAL
+        assert schedule is not None and validate(instance, schedule) == []
