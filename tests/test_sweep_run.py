@@ -7,10 +7,12 @@ see the environment variable that arms the ``crash-once`` heuristic of the toy m
 from __future__ import annotations
 
 import copy
+import multiprocessing
 import os
 import socket
 import time
 from collections.abc import Iterator
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +29,7 @@ from gaplab.experiments.sweep_dask import (
     close_local_cluster,
     start_local_cluster,
 )
+from gaplab.experiments.sweep_executors import ExecutorBrokenError
 from gaplab.experiments.sweep_local import LocalPool
 from gaplab.experiments.sweep_spec import load_spec
 from gaplab.experiments.sweep_task import TIMING_COLUMNS
@@ -220,3 +223,20 @@ def test_unreachable_scheduler_fails_fast(
     assert status == 1
     assert "cannot reach a Dask scheduler" in capsys.readouterr().err
     assert not (tmp_path / "out").exists()
+
+
+def test_process_pool_executor_runs_sweep(tmp_path: Path) -> None:
+    spec = spec_with(instances={"generate": {"sizes": ["tiny"], "seeds": [0, 1]}})
+    context = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(2, mp_context=context) as executor:
+        report = solve_many(spec, executor, out=tmp_path)
+        assert (report.ran, report.failed) == (4, 0)
+
+        crashing = spec_with(
+            instances={"generate": {"sizes": ["tiny"], "seeds": [5]}},
+            methods=[{"heuristic": "crash"}],
+        )
+        with pytest.raises(ExecutorBrokenError, match="rerun the sweep"):
+            solve_many(crashing, executor, out=tmp_path)
+    # The finished tasks keep their files and the crashed one has none, so a rerun retries it.
+    assert len(ids_on_disk(tmp_path)) == 4

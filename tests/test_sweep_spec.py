@@ -335,3 +335,10 @@ def test_main_prints_summary_of_folder(tmp_path: Path, capsys: pytest.CaptureFix
     assert "worst_ratio" in out
     assert "greedy" in out
     assert main(["--summary", str(tmp_path / "missing")]) == 1
+
+
+def test_solve_many_rejects_unknown_executor() -> None:
+    with pytest.raises(ValueError, match="unknown executor 'cloud'; expected one of local, dask"):
+        solve_many(SPEC, "cloud")
+    with pytest.raises(TypeError, match="got int"):
+        solve_many(SPEC, 3)

@@ -134,11 +134,16 @@ def solve_many(
         if meter is not None:
             meter.update(row)
 
-    runner, close = _runner_for(executor, workers)
+    _check_executor(executor)
     try:
-        runner.run(todo, record)
+        # A rerun with nothing left to do starts no workers.
+        if todo:
+            runner, close = _runner_for(executor, workers)
+            try:
+                runner.run(todo, record)
+            finally:
+                close()
     finally:
-        close()
         if meter is not None:
             meter.close()
 
@@ -171,8 +176,26 @@ def _as_tasks(source: Any) -> list[Task]:
     return list(unique.values())
 
 
+def _check_executor(executor: Any) -> None:
+    if executor is None or executor in EXECUTORS:
+        return
+    if isinstance(executor, str):
+        raise ValueError(
+            f"unknown executor {executor!r}; expected one of {', '.join(EXECUTORS)}, an "
+            "Executor or a Dask client"
+        )
+    if isinstance(executor, cf.Executor) or _is_dask_client(executor):
+        return
+    if not callable(getattr(executor, "run", None)):
+        raise TypeError(
+            f"executor must be 'local', 'dask', a concurrent.futures.Executor, a "
+            f"distributed.Client or a runner with run(tasks, on_row); got "
+            f"{type(executor).__name__}"
+        )
+
+
 def _runner_for(executor: Any, workers: int | None) -> tuple[Runner, Any]:
-    """Return the runner for ``executor`` and a function that closes what this call started."""
+    """Return the runner for a checked ``executor`` and a function closing what it started."""
     if executor is None or executor == "local":
         pool = LocalPool(workers)
         return pool, pool.close
@@ -186,23 +209,13 @@ def _runner_for(executor: Any, workers: int | None) -> tuple[Runner, Any]:
         client, cluster = start_local_cluster(workers)
         runner = DaskRunner(client, restart_hung_workers=True)
         return runner, lambda: close_local_cluster(client, cluster)
-    if isinstance(executor, str):
-        raise ValueError(
-            f"unknown executor {executor!r}; expected one of {', '.join(EXECUTORS)}, an "
-            "Executor or a Dask client"
-        )
     if isinstance(executor, cf.Executor):
         return FuturesRunner(executor), lambda: None
     if _is_dask_client(executor):
         from gaplab.experiments.sweep_dask import DaskRunner
 
         return DaskRunner(executor), lambda: None
-    if callable(getattr(executor, "run", None)):
-        return executor, lambda: None
-    raise TypeError(
-        f"executor must be 'local', 'dask', a concurrent.futures.Executor, a distributed.Client "
-        f"or a runner with run(tasks, on_row); got {type(executor).__name__}"
-    )
+    return executor, lambda: None
 
 
 def _is_dask_client(value: Any) -> bool:

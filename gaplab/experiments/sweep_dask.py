@@ -140,7 +140,13 @@ class DaskRunner:
         if not tasks:
             return
         modules = sorted({module for task in tasks for module in task.imports})
-        self.client.register_plugin(ImportPlugin(modules), name="gaplab-sweep-imports")
+        try:
+            self.client.register_plugin(ImportPlugin(modules), name="gaplab-sweep-imports")
+        except Exception as exc:
+            raise ExecutorBrokenError(
+                f"the Dask workers failed to import gaplab's models or {modules} ({exc}); "
+                "install gaplab, with the same version, where the workers run"
+            ) from exc
         try:
             self.client.wait_for_workers(1, timeout=self.worker_timeout)
         except TimeoutError as exc:
@@ -162,6 +168,9 @@ class DaskRunner:
         return self._slots
 
     def is_running(self, future: Any) -> bool:
+        # NOTE: on clusters with a worker saturation above 1.0 (1.1 is the Dask default) a
+        # worker's processing list can also contain a task waiting behind the running one, so
+        # that task's deadline clock starts up to one task duration early.
         now = time.monotonic()
         if now - self._processing_read_at > PROCESSING_INTERVAL:
             held = self.client.processing()

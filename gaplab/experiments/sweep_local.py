@@ -14,6 +14,7 @@ import logging
 import multiprocessing as mp
 import multiprocessing.connection as mpc
 import os
+import signal
 import time
 from collections import deque
 from collections.abc import Callable, Sequence
@@ -66,6 +67,9 @@ class _Worker:
 
 def _serve(conn: mpc.Connection) -> None:
     """Run tasks received on ``conn`` until the parent sends ``None`` or goes away."""
+    # Ctrl-C reaches every process of the terminal's group. The parent handles it and stops
+    # the workers, so a worker ignores it instead of printing a traceback of its own.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     # Importing the models before reporting ready keeps the import time out of the first
     # task's deadline.
     import gaplab.models  # noqa: F401
@@ -86,7 +90,9 @@ class LocalPool:
     """A pool of spawned worker processes that runs sweep tasks and survives their failures.
 
     Use it as a context manager to keep the workers warm across several sweeps; otherwise
-    :func:`~gaplab.experiments.sweep.solve_many` starts one and closes it at the end.
+    :func:`~gaplab.experiments.sweep.solve_many` starts one and closes it at the end. As with
+    any spawn-based pool, a script that starts one needs an ``if __name__ == "__main__":``
+    guard.
 
     Parameters
     ----------
