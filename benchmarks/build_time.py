@@ -97,6 +97,56 @@ def build_gaplab(data: dict[str, np.ndarray]) -> Any:
     return h
 
 
+def compile_gap(data: dict[str, np.ndarray]) -> Any:
+    from gaplab.modeling import Model
+
+    weight, cost, capacity = data["weight"], data["cost"], data["capacity"]
+    n, m = weight.shape
+    model = Model("gap")
+    item = model.index("item", range(n))
+    machine = model.index("machine", range(m))
+    x = model.binary("x", item, machine)
+    model.subject_to("assign", x.sum("machine") == 1)
+    model.subject_to("capacity", (x * weight).sum("item") <= capacity)
+    model.minimize((x * cost).sum())
+    return model.compile()
+
+
+def build_gaplab_pyomo(data: dict[str, np.ndarray]) -> Any:
+    """gaplab's pyomo backend building its model from the compiled arrays, into appsi's HiGHS."""
+    from pyomo.contrib import appsi
+
+    from gaplab.solvers.pyomo_backend import build_model
+
+    block, _, _ = build_model(compile_gap(data))
+    solver = appsi.solvers.Highs()
+    solver.set_instance(block)
+    return solver
+
+
+def build_gaplab_pulp(data: dict[str, np.ndarray]) -> Any:
+    """gaplab's PuLP backend building its LpProblem from the arrays, into pulp's HiGHS."""
+    import pulp
+
+    from gaplab.solvers.pulp_backend import build_problem
+
+    problem, _, _ = build_problem(compile_gap(data))
+    solver = pulp.HiGHS(msg=False)
+    solver.createAndConfigureSolver(problem)
+    solver.buildSolverModel(problem)
+    return problem
+
+
+def build_gaplab_cvxpy(data: dict[str, np.ndarray]) -> Any:
+    """gaplab's cvxpy backend building its problem from the arrays, compiled for HiGHS."""
+    import cvxpy as cp
+
+    from gaplab.solvers.cvxpy_backend import build_problem
+
+    built = build_problem(compile_gap(data))
+    return built.problem.get_problem_data(cp.HIGHS)
+
+
 def build_pyomo(data: dict[str, np.ndarray]) -> Any:
     """Pyomo's usual ConcreteModel with rule-based constraints, loaded into appsi's HiGHS."""
     import pyomo.environ as pyo
@@ -135,6 +185,7 @@ def build_pulp(data: dict[str, np.ndarray]) -> Any:
     for j in range(m):
         problem += pulp.lpSum(weight[i, j] * x[i][j] for i in range(n)) <= capacity[j]
     solver = pulp.HiGHS(msg=False)
+    solver.createAndConfigureSolver(problem)
     solver.buildSolverModel(problem)
     return problem
 
@@ -181,7 +232,17 @@ BUILDERS: dict[str, Callable[[dict[str, np.ndarray]], Any]] = {
     "linopy": build_linopy,
     "pyomo": build_pyomo,
     "pulp": build_pulp,
+    "gaplab -> cvxpy": build_gaplab_cvxpy,
+    "gaplab -> pyomo": build_gaplab_pyomo,
+    "gaplab -> pulp": build_gaplab_pulp,
 }
+NATIVE_PEER = {
+    "gaplab -> highs": "raw highspy",
+    "gaplab -> cvxpy": "cvxpy",
+    "gaplab -> pyomo": "pyomo",
+    "gaplab -> pulp": "pulp",
+}
+"""Each gaplab backend and the native library it is compared with."""
 IMPORTS = {
     "raw highspy": ["highspy"],
     "gaplab -> highs": ["gaplab.modeling", "gaplab.solvers.highs", "highspy"],
@@ -189,6 +250,9 @@ IMPORTS = {
     "linopy": ["linopy", "xarray"],
     "pyomo": ["pyomo.environ", "pyomo.contrib.appsi.solvers"],
     "pulp": ["pulp", "highspy"],
+    "gaplab -> cvxpy": ["gaplab.modeling", "gaplab.solvers.cvxpy_backend", "cvxpy"],
+    "gaplab -> pyomo": ["gaplab.modeling", "gaplab.solvers.pyomo_backend", "pyomo.environ"],
+    "gaplab -> pulp": ["gaplab.modeling", "gaplab.solvers.pulp_backend", "pulp", "highspy"],
 }
 
 
@@ -269,7 +333,8 @@ def main() -> int:
     )
     results: dict[str, dict[str, float]] = {}
     for tool in tools:
-        repeat = args.slow_repeat if tool in ("pyomo", "pulp") else args.repeat
+        slow = tool in ("pyomo", "pulp", "gaplab -> pyomo", "gaplab -> pulp")
+        repeat = args.slow_repeat if slow else args.repeat
         print(f"  measuring {tool} ({repeat} runs) ...", file=sys.stderr)
         found = measure(tool, n, m, repeat)
         if found is not None:
@@ -293,6 +358,17 @@ def main() -> int:
         )
         verdict = "met" if ok else "NOT met"
         print(f"target gaplab <= 1.5 x raw highspy in CPU time and peak memory: {verdict}")
+    for ours_name, peer_name in NATIVE_PEER.items():
+        if ours_name in results and peer_name in results:
+            ours, peer = results[ours_name], results[peer_name]
+            ratio = ours["cpu_seconds"] / peer["cpu_seconds"]
+            verdict = "no slower" if ratio <= 1.0 else "slower"
+            print(f"{ours_name:<18} vs native {peer_name:<12} CPU ratio {ratio:5.2f} ({verdict})")
+    fastest = min(results, key=lambda name: results[name]["cpu_seconds"]) if results else None
+    gaplab_paths = [name for name in results if name.startswith("gaplab")]
+    if gaplab_paths:
+        best = min(gaplab_paths, key=lambda name: results[name]["cpu_seconds"])
+        print(f"fastest tool: {fastest}; fastest gaplab path: {best}")
     return 0
 
 
