@@ -99,7 +99,9 @@ def generate(
     Access capacities are ``U(40, 60)``, node capacities ``U(100, 200)``, and source weights
     lognormal(0, 1), scaled so that the total rate is ``load`` times the total node capacity.
     With ``link_probability < 1`` each access path exists with that probability (every source
-    keeps at least one). Draws whose transportation LP cannot fit the demand are rejected.
+    keeps at least one). Draws whose transportation LP cannot fit the demand are rejected, so a
+    size with few sources at a high load (one source at load 0.4 over four nodes, say) may find
+    no feasible draw.
 
     Parameters
     ----------
