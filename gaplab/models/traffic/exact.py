@@ -149,10 +149,10 @@ def solve_exact(
 ) -> tuple[Result, Allocation | None]:
     """Build the program with gaplab.modeling and solve it with ``backend``.
 
-    ``cvxpy:<SOLVER>`` backends take the M/M/1 terms natively, and the solution is polished and
-    its Result's ``bound`` replaced by the convexity bound of the polished point;
-    ``highs`` and other LP backends use tangent cuts, so the Result's ``approximation_gap``
-    tells how far the returned point may be from the optimum.
+    ``cvxpy:<SOLVER>`` backends take the M/M/1 terms natively. Their solution is polished, and
+    the Result's ``bound`` is replaced by the convexity bound of the polished point. ``highs``
+    and other LP backends use tangent cuts, so the Result's ``approximation_gap`` bounds how far
+    the returned point may be from the optimum.
     """
     options = options or SolveOptions()
     check_feasible(instance)

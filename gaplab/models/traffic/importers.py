@@ -5,10 +5,11 @@ service nodes over dedicated access paths). The mapping, the same for both forma
 
 - **Capacities** are in Gb/s and one work unit is 1 Gb, which keeps queueing delays
   (``1 / (mu - x)`` seconds) comparable with propagation delays. REPETITA ``bw`` fields are read as
-  kbit/s (Abilene's OC-192 links read 9953280). GraphML links take ``LinkSpeedRaw`` (bit/s);
-  without it, a SONET name such as ``OC-192`` (n x 51.84 Mb/s) or a speed such as ``10 Gbps`` in
-  ``LinkLabel`` or ``LinkType``; without either, the median of the file's known link speeds
-  (1 Gb/s when none is known). GraphML links are undirected and become two arcs.
+  kbit/s (Abilene's OC-192 links read 9953280). GraphML links take ``LinkSpeedRaw`` (bit/s).
+  Without it they take a SONET name such as ``OC-192`` (n x 51.84 Mb/s) or a speed such as
+  ``10 Gbps`` from ``LinkLabel`` or ``LinkType``. Without either they take the median of the
+  file's known link speeds (1 Gb/s when none is known). GraphML links are undirected and
+  become two arcs.
 - **Service nodes** are the ``servers`` PoPs with the largest total capacity of attached links
   (ties go to the lower node index). The default count is ``max(2, round(n / 5))``.
 - **Node capacity** ``mu_j`` is ``server_share`` (default 0.5) times the total capacity of the
