@@ -270,8 +270,9 @@ def main(argv: list[str]) -> int:
     """Run ``gaplab sweep`` with the arguments ``argv``; return the exit status.
 
     Errors in the arguments or the spec return 2 and errors of the cluster 1, with the reason
-    on standard error and no file written. A sweep that ran to its end returns 0, even when
-    some tasks failed: their rows hold the reasons.
+    on standard error and no file written. An interrupted sweep (Ctrl-C) returns 130 and keeps
+    the files of its finished tasks. A sweep that ran to its end returns 0, even when some
+    tasks failed, because their rows contain the reasons.
     """
     parser = _parser()
     try:
