@@ -84,6 +84,17 @@ def test_queue_split_within_gap_through_cuts(name: str) -> None:
     assert "tangent cuts" in result.log_tail
 
 
+def test_queue_split_dual_is_marginal_delay() -> None:
+    # At the optimum every queue has the same marginal number in system c / (c - x)^2, which
+    # is the dual of the row that splits the arrivals.
+    _, rates = queue_split_optimum()
+    marginal = float(CAPACITY[0] / (CAPACITY[0] - rates[0]) ** 2)
+    native = solve_with("cvxpy:CLARABEL", queue_split())
+    cuts = solve_with("highs", queue_split())
+    assert native.dual("all_arrivals") == pytest.approx(marginal, rel=1e-4)
+    assert cuts.dual("all_arrivals") == pytest.approx(marginal, rel=1e-3)
+
+
 def test_looser_tolerance_needs_fewer_cuts() -> None:
     loose = solve_with("highs", queue_split(), convex_tolerance=1e-2)
     tight = solve_with("highs", queue_split(), convex_tolerance=1e-8)
