@@ -170,7 +170,8 @@ class FuturesRunner:
     """Runs sweep tasks on any :class:`concurrent.futures.Executor`.
 
     A process pool runs tasks in worker processes, but a thread pool runs them in this process,
-    so there a task that calls ``os._exit`` ends the sweep too. When a worker of a process pool
+    so there a task that calls ``os._exit`` ends the sweep too, and a hung task keeps its thread
+    (and the interpreter, at exit) waiting. When a worker of a process pool
     dies, the whole pool breaks and cannot tell which task caused it. The pending tasks then
     keep no row, and :class:`ExecutorBrokenError` tells the caller to rerun. The built-in
     ``local`` executor (:class:`~.sweep_local.LocalPool`) has none of these limits.

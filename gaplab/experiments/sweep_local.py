@@ -156,9 +156,15 @@ class LocalPool:
         queue = deque(tasks)
         try:
             while queue or any(w.task is not None for w in self._workers):
-                for worker in self._workers:
+                for worker in list(self._workers):
                     if queue and worker.ready and worker.task is None:
-                        worker.assign(queue.popleft())
+                        task = queue.popleft()
+                        try:
+                            worker.assign(task)
+                        except OSError:
+                            # The worker died since its last message; the task never reached it.
+                            queue.appendleft(task)
+                            self._replace_dead(worker, on_row)
                 self._poll(self._workers, self._wait_seconds(), on_row)
                 self._kill_overdue(on_row)
         except BaseException:
