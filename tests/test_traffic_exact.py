@@ -241,3 +241,16 @@ def test_less_demand_lowers_optimum(seed: int, factor: float) -> None:
     _, less = solve_direct(lighter)
     assert base is not None and less is not None
     assert objective(lighter, less.flows) < objective(inst, base.flows)
+
+
+def test_cvxpy_result_holds_polished_point() -> None:
+    backend = backend_or_skip("cvxpy:CLARABEL")
+    inst = pubsub_instance()
+    result, allocation = solve_exact(inst, backend)
+    assert allocation is not None
+    values = result.value("flow")
+    assert values is not None
+    assert np.array_equal(np.asarray(values).reshape(5, 3), allocation.flows)
+    assert result.objective == pytest.approx(F_STAR, rel=1e-12)
+    assert result.gap is not None
+    assert result.gap <= 1e-12

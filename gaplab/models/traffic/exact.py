@@ -149,8 +149,9 @@ def solve_exact(
 ) -> tuple[Result, Allocation | None]:
     """Build the program with gaplab.modeling and solve it with ``backend``.
 
-    ``cvxpy:<SOLVER>`` backends take the M/M/1 terms natively. Their solution is polished, and
-    the Result's ``bound`` is replaced by the convexity bound of the polished point. ``highs``
+    ``cvxpy:<SOLVER>`` backends take the M/M/1 terms natively. Their solution is polished and
+    written back into the Result, whose ``objective`` and ``bound`` then describe the polished
+    point (the bound is its convexity bound). ``highs``
     and other LP backends use tangent cuts, so the Result's ``approximation_gap`` bounds how far
     the returned point may be from the optimum.
     """
@@ -162,10 +163,14 @@ def solve_exact(
     if values is None:
         return result, None
     x = flows_from_values(instance, np.asarray(values, dtype=float))
-    if backend.startswith("cvxpy"):
-        # The backend reports its solver's objective as the bound, which is not a valid bound
-        # for the polished point. The convexity bound of that point is.
+    if backend.startswith("cvxpy") and result.x is not None and result.compiled is not None:
+        # Store the polished point in the Result, so that its values, objective and bound
+        # describe the same split. The convexity bound of that point is a valid dual bound.
         x = polish(instance, x)
+        block = result.compiled.variable_block("flow")
+        result.x = result.x.copy()
+        result.x[block.start : block.stop] = x.ravel()
+        result.objective = objective(instance, x)
         bound = lower_bound(instance, x)
         if np.isfinite(bound):
             result.bound = bound
