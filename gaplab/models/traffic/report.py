@@ -9,7 +9,7 @@ from typing import Any
 
 import numpy as np
 
-from gaplab.models.traffic.delay import mean_delay, objective, utilization
+from gaplab.models.traffic.delay import Allocation, mean_delay, objective, utilization
 from gaplab.models.traffic.exact import solve_direct
 from gaplab.models.traffic.instance import Instance
 from gaplab.sim.traffic_pricing import PricingRun, run_pricing
@@ -40,34 +40,41 @@ SLOW_METHODS = ("pricing-adaptive", "pricing-windowed", "server-only")
 
 
 def comparison_rows(
-    instance: Instance, quick: bool = False, pricing: PricingRun | None = None
+    instance: Instance,
+    quick: bool = False,
+    runs: dict[str, PricingRun] | None = None,
+    optimum: Allocation | None = None,
 ) -> list[dict[str, Any]]:
     """Tabulate total delay, mean delay and node utilizations of each method and the optimum.
 
-    ``quick`` leaves out :data:`SLOW_METHODS`. A finished ``pricing`` run supplies the
-    ``pricing`` row instead of a new run.
+    ``quick`` leaves out :data:`SLOW_METHODS`. ``runs`` maps heuristic names (``pricing``,
+    ``pricing-adaptive``) to finished pricing runs that supply their rows instead of new runs,
+    and ``optimum`` to an optimal split that saves the exact solve.
     """
     from gaplab.heuristics.traffic import HEURISTICS
 
+    runs = runs or {}
     started = time.perf_counter()
-    _, best = solve_direct(instance)
-    if best is None:
+    if optimum is None:
+        _, optimum = solve_direct(instance)
+    if optimum is None:
         logger.warning("no optimum for %s; skipping the comparison", instance.name)
         return []
-    optimum = objective(instance, best.flows)
-    rows = [_row(instance, "optimum", best.flows, optimum, time.perf_counter() - started)]
+    best = objective(instance, optimum.flows)
+    rows = [_row(instance, "optimum", optimum.flows, best, time.perf_counter() - started)]
     for name, heuristic in HEURISTICS.items():
-        if quick and name in SLOW_METHODS:
-            continue
-        if name == "pricing" and pricing is not None:
-            row = _row(instance, name, pricing.flows, optimum, pricing.seconds)
-            row["iterations"] = pricing.iterations
-            row["status"] = pricing.status
+        if name in runs:
+            run = runs[name]
+            row = _row(instance, name, run.flows, best, run.seconds)
+            row["iterations"] = run.iterations
+            row["status"] = run.status
             rows.append(row)
+            continue
+        if quick and name in SLOW_METHODS:
             continue
         started = time.perf_counter()
         allocation = heuristic(instance)
-        rows.append(_row(instance, name, allocation.flows, optimum, time.perf_counter() - started))
+        rows.append(_row(instance, name, allocation.flows, best, time.perf_counter() - started))
     return rows
 
 
@@ -110,8 +117,8 @@ def plot_convergence(
 def extras(instance: Instance, out_dir: Path | None, quick: bool) -> list[dict[str, Any]]:
     """Return the rows of :func:`comparison_rows` and write the convergence PNG of pricing.
 
-    When the default steps do not converge (and ``quick`` is off), the plot also shows the
-    adaptive run.
+    When the default steps do not converge (and ``quick`` is off), the adaptive run is made
+    too and shown in the plot. When they converge, the adaptive run is the same run.
     """
     _, best = solve_direct(instance)
     if best is None:
@@ -119,14 +126,19 @@ def extras(instance: Instance, out_dir: Path | None, quick: bool) -> list[dict[s
         return []
     optimum = objective(instance, best.flows)
     run = run_pricing(instance, reference=optimum, max_iter=1000 if quick else 4000)
-    rows = comparison_rows(instance, quick, pricing=run)
+    runs = {"pricing": run}
+    plotted = {"steps 0.25 / 0.5": run}
+    if run.converged:
+        runs["pricing-adaptive"] = run
+    elif not quick:
+        adaptive = run_pricing(instance, reference=optimum, adaptive=True)
+        runs["pricing-adaptive"] = adaptive
+        plotted["adaptive steps"] = adaptive
+    rows = comparison_rows(instance, quick, runs=runs, optimum=best)
     if out_dir is not None:
-        runs = {"steps 0.25 / 0.5": run}
-        if not run.converged and not quick:
-            runs["adaptive steps"] = run_pricing(instance, reference=optimum, adaptive=True)
         name = "".join(c if c.isalnum() or c in "-_." else "_" for c in instance.name)
         path = plot_convergence(
-            instance, runs, optimum, Path(out_dir) / f"traffic-{name}-convergence.png"
+            instance, plotted, optimum, Path(out_dir) / f"traffic-{name}-convergence.png"
         )
         logger.info("wrote %s", path)
     return rows
