@@ -268,7 +268,7 @@ def cmd_solve(args: argparse.Namespace) -> int:
         "model": spec.name,
         "instance": str(args.instance),
         "variant": variant,
-        "backend": args.backend,
+        "backend": result.backend if result else args.backend,
         "termination": result.termination.value if result else None,
         "solution_status": result.solution_status.value if result else None,
         "objective": outcome.objective,

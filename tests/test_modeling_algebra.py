@@ -279,3 +279,28 @@ def test_sum_into_matches_numpy(problem, data):
     by_series = pd.Series([f"g{k}" for k in owner], index=first.index)
     again = x.sum_into(group, by=by_series.iloc[::-1], dim="A")
     np.testing.assert_allclose(evaluate(again, values), expected, atol=1e-12)
+
+
+@settings(max_examples=60, deadline=None)
+@given(problems(), st.data())
+def test_pair_selection_matches_numpy(problem, data):
+    a, b, rng = problem
+    m, first, second, x, y, z = _model(a, b)
+    values = rng.normal(size=m.num_cols)
+    xa = values[: a * b].reshape(a, b)
+    pairs = data.draw(
+        st.lists(st.tuples(st.integers(0, a - 1), st.integers(0, b - 1)), min_size=1, max_size=6)
+    )
+    path = IndexSet("path", range(len(pairs)))
+    labels = [(f"a{i}", j) for i, j in pairs]
+    picked = x.at(labels, dim=("A", "B"), over=path)
+    assert picked.dims == ("path",)
+    expected = np.array([xa[i, j] for i, j in pairs])
+    np.testing.assert_allclose(evaluate(picked, values), expected, atol=1e-12)
+
+    frame = pd.DataFrame(
+        {"B": [j for _, j in pairs], "A": [f"a{i}" for i, _ in pairs]},
+        index=pd.Index(range(len(pairs)), name="path"),
+    )
+    swapped = x.at(frame, dim=("B", "A"))
+    np.testing.assert_allclose(evaluate(swapped, values), expected, atol=1e-12)

@@ -255,14 +255,25 @@ class LinExpr:
         return expr
 
     def at(
-        self, labels: Any, *, over: IndexSet | str | None = None, dim: str | None = None
+        self,
+        labels: Any,
+        *,
+        over: IndexSet | str | None = None,
+        dim: str | tuple[str, ...] | None = None,
     ) -> LinExpr:
         """Pick one row per entry of ``labels`` along ``dim``, which may repeat labels.
 
         The picked dimension is replaced by ``over``: an IndexSet with one label per entry. When
         ``labels`` is a pandas Series with a named index, that index is used. This is how arc
         constraints are written, for example ``start.at(arcs.dst) >= start.at(arcs.src)``.
+
+        With a tuple of dimensions, ``labels`` holds one tuple per entry (or is a DataFrame
+        with one column per dimension), which picks pairs such as (source, node) out of a
+        two-dimensional expression: ``flow.at(paths[["source", "node"]], dim=("source",
+        "node"))``.
         """
+        if isinstance(dim, tuple):
+            return self._at_tuples(labels, dim, over)
         if dim is None:
             if len(self.sets) != 1:
                 raise ValueError(
@@ -279,6 +290,43 @@ class LinExpr:
             )
         new_sets = self.sets[:axis] + (target,) + self.sets[axis + 1 :]
         return _take_along(self, axis, positions, new_sets)
+
+    def _at_tuples(
+        self, labels: Any, dims: tuple[str, ...], over: IndexSet | str | None
+    ) -> LinExpr:
+        axes = [self.dims.index(self._set(d).name) for d in dims]
+        if len(set(axes)) != len(axes):
+            raise ValueError(f"at() got the dimensions {dims}, which repeat")
+        if isinstance(labels, pd.DataFrame):
+            if labels.shape[1] != len(dims):
+                raise ValueError(
+                    f"at() needs one DataFrame column per dimension {dims}, got "
+                    f"{labels.shape[1]} columns"
+                )
+            columns = [labels.iloc[:, k].to_numpy() for k in range(len(dims))]
+            if over is None and labels.index.name:
+                over = IndexSet(str(labels.index.name), labels.index)
+        else:
+            entries = list(labels)
+            if any(not isinstance(e, tuple) or len(e) != len(dims) for e in entries):
+                raise ValueError(f"at() with dim={dims} needs one {len(dims)}-tuple per entry")
+            columns = [np.array([e[k] for e in entries], dtype=object) for k in range(len(dims))]
+        target = _selection_set(labels, over, self.model)
+        positions = [self.sets[a].positions(col) for a, col in zip(axes, columns, strict=True)]
+        if len(target) != len(positions[0]):
+            raise ValueError(
+                f"over= has {len(target)} labels but the selection has {len(positions[0])} entries"
+            )
+        grid = np.arange(self.size, dtype=np.int64).reshape(self.shape)
+        picked = np.moveaxis(grid, axes, list(range(len(axes))))[tuple(positions)]
+        # The picked axis goes where the first of the named dimensions was.
+        first = min(axes)
+        rest = [s for i, s in enumerate(self.sets) if i not in axes]
+        insert = sum(1 for i in range(len(self.sets)) if i < first and i not in axes)
+        picked = np.moveaxis(picked, 0, insert)
+        new_sets = tuple(rest[:insert]) + (target,) + tuple(rest[insert:])
+        rows = picked.ravel()
+        return LinExpr(self.model, new_sets, self.coef[rows], self.const[rows])
 
     def __getitem__(self, key: Any) -> LinExpr:
         """Select a single row by its label tuple, for example ``x["a", 0]``."""

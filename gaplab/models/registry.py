@@ -85,8 +85,12 @@ class ModelSpec:
             raise ValueError(f"model {self.name!r} has no importers for real data files")
         if len(self.importers) == 1:
             return next(iter(self.importers.values()))
+        suffix = source.suffix.lstrip(".").lower()
         for name, importer in self.importers.items():
-            if source.suffix.lstrip(".").lower() == name.lower() or name in source.name:
+            if suffix == name.lower():
+                return importer
+        for name, importer in self.importers.items():
+            if name.lower() in source.name.lower():
                 return importer
         raise ValueError(
             f"cannot tell which importer of {self.name!r} reads {source.name!r}; "
