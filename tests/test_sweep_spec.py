@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import io
 import json
 import math
 from concurrent.futures import ThreadPoolExecutor
@@ -14,6 +15,7 @@ import pytest
 
 import gaplab.experiments.sweep_toy as toy
 from gaplab.experiments.sweep import main, solve_many
+from gaplab.experiments.sweep_progress import Progress
 from gaplab.experiments.sweep_spec import SpecError, load_spec
 from gaplab.experiments.sweep_store import ResultStore, read_results
 from gaplab.experiments.sweep_summary import add_ratios, summarize
@@ -342,3 +344,17 @@ def test_solve_many_rejects_unknown_executor() -> None:
         solve_many(SPEC, "cloud")
     with pytest.raises(TypeError, match="got int"):
         solve_many(SPEC, 3)
+
+
+def test_progress_prints_counts_without_terminal() -> None:
+    stream = io.StringIO()
+    meter = Progress(3, skipped=2, stream=stream, interval=3600)
+    meter.update({"state": "ok"})
+    meter.update({"state": "error"})
+    meter.update({"state": "ok"})
+    meter.close()
+    lines = stream.getvalue().splitlines()
+    assert lines[0] == "sweep: 2 tasks already finished, skipped"
+    assert lines[1].startswith("sweep: 1 done, 0 failed, 2 remaining of 3")
+    assert lines[-1].startswith("sweep: 2 done, 1 failed, 0 remaining of 3")
+    assert len(lines) == 3

@@ -6,6 +6,7 @@ log file or CI, one line is printed at most every ``interval`` seconds and once 
 
 from __future__ import annotations
 
+import math
 import sys
 import time
 from typing import Any, TextIO
@@ -35,7 +36,7 @@ class Progress:
         self.stream = stream if stream is not None else sys.stderr
         self.interval = interval
         self._started = time.monotonic()
-        self._printed_at = 0.0
+        self._printed_at = -math.inf  # the first update always prints
         self._terminal = bool(getattr(self.stream, "isatty", lambda: False)())
         self._bar: Any = None
         if skipped:
