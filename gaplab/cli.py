@@ -447,7 +447,12 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         from gaplab.experiments.sweep import main as sweep_main
     except ImportError as error:
         raise CommandError(f"sweeps are not available: {error}") from None
-    return int(sweep_main(list(args.rest)))
+    try:
+        return int(sweep_main(list(args.rest)))
+    except BrokenPipeError:
+        # The reader of our output (for example `head`) went away; stop quietly.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
 
 
 def _fmt(value: float | None) -> str:

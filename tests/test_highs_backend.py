@@ -116,9 +116,41 @@ def test_unbounded_model_is_reported():
     result = m.solve()
     assert result.termination in (Termination.UNBOUNDED, Termination.INFEASIBLE_OR_UNBOUNDED)
     assert not result.is_optimal
-    # HiGHS may return a feasible point of an unbounded LP; it must then satisfy the model.
-    if result.x is not None:
-        assert result.max_violation == 0.0
+    assert result.value(x) is None
+    assert result.objective is None
+
+
+def test_linear_plus_convex_objective():
+    from gaplab.modeling import square
+
+    m = Model("fit")
+    x = m.continuous("x", lower=-10.0)
+    m.minimize(-4.0 * x + square(x))  # the linear part may come first
+    result = m.solve("highs", convex_tolerance=1e-8)
+    assert result.value(x) == pytest.approx(2.0, abs=1e-3)
+    assert result.objective == pytest.approx(-4.0, abs=1e-6)
+
+
+def test_infeasibility_of_model_without_blocks():
+    import scipy.sparse as sp
+
+    from gaplab.modeling import CompiledModel
+
+    bare = CompiledModel(
+        name="bare",
+        sense="min",
+        A=sp.csr_matrix(np.array([[1.0, 1.0]])),
+        row_lower=np.array([5.0]),
+        row_upper=np.array([np.inf]),
+        col_lower=np.zeros(2),
+        col_upper=np.ones(2),
+        integrality=np.zeros(2, dtype=np.int8),
+        objective=np.ones(2),
+    )
+    result = solve(bare, "highs")
+    assert result.termination == Termination.INFEASIBLE
+    assert result.iis is not None
+    assert result.iis["rows"] == [0]
 
 
 def test_result_repr_and_html_are_readable():

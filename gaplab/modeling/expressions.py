@@ -81,12 +81,16 @@ class LinExpr:
     # ------------------------------------------------------------------ arithmetic
 
     def __add__(self, other: Operand) -> LinExpr:
+        if getattr(other, "is_convex_expression", False):
+            return NotImplemented  # ConvexExpr.__radd__ adds the linear part
         return _combine(self, other, 1.0)
 
     def __radd__(self, other: Operand) -> LinExpr:
         return _combine(self, other, 1.0)
 
     def __sub__(self, other: Operand) -> LinExpr:
+        if getattr(other, "is_convex_expression", False):
+            return NotImplemented
         return _combine(self, other, -1.0)
 
     def __rsub__(self, other: Operand) -> LinExpr:

@@ -35,6 +35,7 @@ class ConvexExpr:
     """
 
     __array_ufunc__ = None
+    is_convex_expression = True
 
     def __init__(self, linear: LinExpr | float, parts: tuple[ConvexPart, ...]) -> None:
         self.linear = linear

@@ -116,6 +116,10 @@ class HighsBackend(Backend):
         has_point = info.primal_solution_status == 2 or (
             model_status == highspy.HighsModelStatus.kModelEmpty
         )
+        if termination in (Termination.UNBOUNDED, Termination.INFEASIBLE_OR_UNBOUNDED):
+            # HiGHS may keep a feasible point of an unbounded LP; its objective means nothing,
+            # and the other backends return none, so drop it.
+            has_point = False
         result = Result(
             model_name=model.name,
             backend=self.name,
@@ -212,10 +216,16 @@ def explain_infeasibility(model: CompiledModel, solver: Any | None = None) -> di
         return {}
     found: dict[str, list[Any]] = {}
     for row in iis.row_index_:
-        family, label = model.row_label(int(row))
+        try:
+            family, label = model.row_label(int(row))
+        except IndexError:  # a model without constraint families, such as one built by hand
+            family, label = "rows", int(row)
         found.setdefault(family, []).append(_plain(label))
     for column in iis.col_index_:
-        block, label = model.column_label(int(column))
+        try:
+            block, label = model.column_label(int(column))
+        except IndexError:
+            block, label = "columns", int(column)
         found.setdefault(f"bounds of {block}", []).append(_plain(label))
     return found
 
