@@ -109,6 +109,21 @@ def test_infeasible_model_reports_irreducible_subset():
     assert sorted(result.iis["bounds of x"]) == ["a", "b", "c"]
 
 
+def test_irreducible_subset_spans_several_rows():
+    m = Model("clash")
+    job = m.index("job", ["a", "b", "c"])
+    x = m.continuous("x", job, upper=1.0)
+    m.subject_to("cap", x.sum() <= 1)
+    m.subject_to("need", x >= [0.6, 0.6, 0.0])
+    m.minimize(x.sum())
+    result = m.solve()
+    assert result.termination == Termination.INFEASIBLE
+    assert result.iis is not None
+    assert result.iis["cap"] == [None]
+    assert sorted(result.iis["need"]) == ["a", "b"]
+    assert result.iis.get("bounds of x") == ["c"]
+
+
 def test_unbounded_model_is_reported():
     m = Model("open")
     x = m.continuous("x")

@@ -202,32 +202,52 @@ def _tail(path: Path, lines: int) -> str:
     return "\n".join(text.splitlines()[-lines:])
 
 
+IIS_STRATEGIES = (6, 2, 0)
+"""HiGHS ``iis_strategy`` values tried in turn: from the LP with the irreducibility pass
+(kIisStrategyFromLp | kIisStrategyIrreducible), from the LP alone, then the light strategy,
+which only finds a single row in conflict with bounds."""
+
+
 def explain_infeasibility(model: CompiledModel, solver: Any | None = None) -> dict[str, list[Any]]:
     """Return an irreducible infeasible subset as constraint family (or variable bound) labels.
 
-    Rows appear under their family name; column bounds under ``bounds of <block>``.
+    Rows appear under their family name; column bounds under ``bounds of <block>``. An empty
+    dict means HiGHS found no subset, which it says in the log.
     """
+    import highspy
+
     if solver is None:
         solver = new_highs()
         load_into_highs(model, solver)
-    status, iis = solver.getIis()
-    if status.name == "kError" or not iis.valid_:
-        logger.warning("HiGHS found no irreducible infeasible subset for %s", model.name)
-        return {}
-    found: dict[str, list[Any]] = {}
-    for row in iis.row_index_:
-        try:
-            family, label = model.row_label(int(row))
-        except IndexError:  # a model without constraint families, such as one built by hand
-            family, label = "rows", int(row)
-        found.setdefault(family, []).append(_plain(label))
-    for column in iis.col_index_:
-        try:
-            block, label = model.column_label(int(column))
-        except IndexError:
-            block, label = "columns", int(column)
-        found.setdefault(f"bounds of {block}", []).append(_plain(label))
-    return found
+    unused = {
+        highspy.IisBoundStatus.kIisBoundStatusDropped,
+        highspy.IisBoundStatus.kIisBoundStatusNull,
+        highspy.IisBoundStatus.kIisBoundStatusFree,
+    }
+    for strategy in IIS_STRATEGIES:
+        solver.setOptionValue("iis_strategy", strategy)
+        status, iis = solver.getIis()
+        if status == highspy.HighsStatus.kError or not iis.valid_:
+            continue
+        found: dict[str, list[Any]] = {}
+        for row in iis.row_index_:
+            try:
+                family, label = model.row_label(int(row))
+            except IndexError:  # a model without constraint families, such as one built by hand
+                family, label = "rows", int(row)
+            found.setdefault(family, []).append(_plain(label))
+        for column, bound in zip(iis.col_index_, iis.col_bound_, strict=False):
+            if bound in unused:
+                continue
+            try:
+                block, label = model.column_label(int(column))
+            except IndexError:
+                block, label = "columns", int(column)
+            found.setdefault(f"bounds of {block}", []).append(_plain(label))
+        if found:
+            return found
+    logger.warning("HiGHS found no irreducible infeasible subset for %s", model.name)
+    return {}
 
 
 def _plain(label: Any) -> Any:
