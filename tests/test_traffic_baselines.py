@@ -96,20 +96,53 @@ def test_small_steps_reach_symmetric_optimum() -> None:
 
 def test_spec_registered_with_variants() -> None:
     spec = get_model("traffic")
-    assert set(spec.exact) == {"cvxpy", "tangent", "direct"}
+    assert set(spec.exact) == {"convex", "cvxpy", "direct"}
+    assert spec.exact_default == "convex"
     assert set(spec.heuristics) == set(HEURISTICS)
     assert spec.sense == "min"
 
 
-@pytest.mark.parametrize("variant", ["direct", "cvxpy", "tangent"])
+@pytest.mark.parametrize("variant", ["direct", "cvxpy", "convex"])
 def test_exact_variants_validate(variant: str) -> None:
     spec = get_model("traffic")
     outcome = run_exact(
         spec, pubsub_instance(), "pubsub", variant, "highs", SolveOptions(time_limit=30)
     )
     assert outcome.valid, outcome.violations
-    tolerance = 1e-8 if variant != "tangent" else 1e-5
+    tolerance = 1e-8 if variant != "convex" else 1e-5
     assert outcome.objective == pytest.approx(F_STAR, rel=tolerance)
+
+
+@pytest.mark.parametrize(
+    ("backend", "ran", "tolerance"),
+    [
+        ("highs", "highs", 1e-5),
+        ("cvxpy:CLARABEL", "cvxpy:CLARABEL", 1e-8),
+        ("pulp:cbc", "pulp:cbc", 1e-5),
+    ],
+)
+def test_default_variant_uses_the_backend(backend: str, ran: str, tolerance: float) -> None:
+    spec = get_model("traffic")
+    outcome = run_exact(
+        spec, pubsub_instance(), "pubsub", spec.exact_default, backend, SolveOptions(time_limit=30)
+    )
+    assert outcome.result is not None
+    assert outcome.result.backend == ran
+    assert outcome.valid, outcome.violations
+    assert outcome.objective == pytest.approx(F_STAR, rel=tolerance)
+    # LP backends reach the convex terms through tangent cuts and say how far off they may be.
+    if not backend.startswith("cvxpy"):
+        assert outcome.result.approximation_gap is not None
+
+
+@pytest.mark.parametrize(
+    ("variant", "ran"), [("cvxpy", "cvxpy:CLARABEL"), ("direct", "cvxpy-direct")]
+)
+def test_cross_check_variants_name_the_backend_that_ran(variant: str, ran: str) -> None:
+    spec = get_model("traffic")
+    outcome = run_exact(spec, pubsub_instance(), "pubsub", variant, "pulp:cbc", SolveOptions())
+    assert outcome.result is not None
+    assert outcome.result.backend.startswith(ran)
 
 
 def test_validate_reports_each_violation() -> None:

@@ -20,6 +20,7 @@ from gaplab.models.traffic import (
     symmetric_instance,
 )
 from gaplab.models.traffic.feasibility import max_headroom_start, max_scaling
+from gaplab.models.traffic.generate import throughput
 
 SHIPPED = Path(__file__).resolve().parents[1] / "data" / "traffic" / "pubsub-5x3.json"
 
@@ -165,14 +166,39 @@ def test_generator_rejects_bad_size() -> None:
         generate(0, "huge")
 
 
-@settings(max_examples=30, deadline=None)
-@given(seed=st.integers(0, 10_000), n=st.integers(1, 8), m=st.integers(1, 4))
-def test_generated_instances_survive_json(seed: int, n: int, m: int) -> None:
-    # At load 0.2 no source can exceed its access capacity (at most 0.2 * 200 m < 40 m).
-    inst = generate(seed, (n, m), load=0.2)
+@settings(max_examples=60, deadline=None)
+@given(
+    seed=st.integers(0, 10_000),
+    n=st.integers(1, 8),
+    m=st.integers(1, 4),
+    load=st.floats(0.01, 0.99),
+    link_probability=st.sampled_from([1.0, 0.6, 0.2]),
+)
+def test_generated_instances_fit_and_survive_json(
+    seed: int, n: int, m: int, load: float, link_probability: float
+) -> None:
+    # Every accepted size, load and link probability must give a demand that fits.
+    inst = generate(seed, (n, m), load=load, link_probability=link_probability)
+    assert max_scaling(inst) > 1.0
+    assert inst.total_rate == pytest.approx(
+        load * throughput(inst.node_capacity, inst.access_capacity), rel=1e-9
+    )
     again = Instance.from_json(inst.to_json())
     assert np.array_equal(again.rates, inst.rates)
     assert np.array_equal(again.access_capacity, inst.access_capacity)
+
+
+@pytest.mark.parametrize(("size", "load"), [((1, 4), 0.4), ((1, 1), 0.99), ((2, 6), 0.95)])
+def test_generator_fits_few_sources_at_high_load(size: tuple[int, int], load: float) -> None:
+    # One source over four nodes at load 0.4 used to find no feasible draw in 50 tries.
+    inst = generate(3, size, load=load)
+    assert max_scaling(inst) > 1.0
+    assert np.all(inst.rates < inst.access_capacity.sum(axis=1))
+
+
+def test_generator_rejects_bad_load() -> None:
+    with pytest.raises(ValueError, match="load must lie in"):
+        generate(0, (2, 2), load=1.0)
 
 
 def test_symmetric_instance_shape() -> None:

@@ -36,30 +36,40 @@ logger = logging.getLogger(__name__)
 SHIPPED = Path(__file__).resolve().parents[3] / "data" / "traffic"
 """Folder of the instance files shipped with the repository."""
 
-LP_BACKENDS = ("highs", "pulp", "pyomo")
-"""Backend families that take the M/M/1 terms through tangent cuts."""
+
+def _exact_convex(
+    instance: Instance, backend: str, options: SolveOptions
+) -> tuple[Result, Allocation | None]:
+    """Solve the gaplab model with ``backend`` as given.
+
+    ``cvxpy:<SOLVER>`` takes the M/M/1 terms natively; ``highs``, ``pulp`` and ``pyomo`` backends
+    take them through tangent cuts and report ``approximation_gap``.
+    """
+    return solve_exact(instance, backend, options)
 
 
 def _exact_cvxpy(
     instance: Instance, backend: str, options: SolveOptions
 ) -> tuple[Result, Allocation | None]:
-    """Solve through gaplab's cvxpy backend (``backend`` if it is cvxpy, else Clarabel)."""
+    """Cross-check on the native convex path: ``backend`` if it is cvxpy, else cvxpy:CLARABEL.
+
+    A non-cvxpy ``backend`` is ignored; ``Result.backend`` names the backend that ran.
+    """
     chosen = backend if backend.startswith("cvxpy") else "cvxpy:CLARABEL"
-    return solve_exact(instance, chosen, options)
-
-
-def _exact_tangent(
-    instance: Instance, backend: str, options: SolveOptions
-) -> tuple[Result, Allocation | None]:
-    """Solve by tangent cuts on an LP backend (``backend`` if it is one, else HiGHS)."""
-    chosen = backend if backend.split(":")[0] in LP_BACKENDS else "highs"
+    if chosen != backend:
+        logger.info("exact:cvxpy on %s runs %s, not %s", instance.name, chosen, backend)
     return solve_exact(instance, chosen, options)
 
 
 def _exact_direct(
     instance: Instance, backend: str, options: SolveOptions
 ) -> tuple[Result, Allocation | None]:
-    """Solve the hand-written cvxpy program with Clarabel, ignoring ``backend``."""
+    """Cross-check: the hand-written cvxpy program with Clarabel, whatever ``backend`` says.
+
+    ``Result.backend`` is ``cvxpy-direct:CLARABEL``.
+    """
+    if backend != "cvxpy:CLARABEL":
+        logger.info("exact:direct on %s runs cvxpy-direct:CLARABEL, not %s", instance.name, backend)
     return solve_direct(instance, options)
 
 
@@ -135,7 +145,7 @@ SPEC = register(
         objective_name="flow-weighted total delay F (work units in system)",
         load=load,
         generate=_generate,
-        exact={"cvxpy": _exact_cvxpy, "tangent": _exact_tangent, "direct": _exact_direct},
+        exact={"convex": _exact_convex, "cvxpy": _exact_cvxpy, "direct": _exact_direct},
         heuristics={name: _heuristic(name) for name in HEURISTIC_NAMES},
         validate=validate,
         evaluate=evaluate,
@@ -143,7 +153,7 @@ SPEC = register(
         suite=suite,
         importers=IMPORTERS,
         sizes=tuple(SIZES),
-        default_exact="cvxpy",
+        default_exact="convex",
         extras=extras,
         solution_to_json=_solution_to_json,
     )

@@ -10,6 +10,9 @@ from gaplab.models.traffic.instance import Instance
 
 logger = logging.getLogger(__name__)
 
+_FIT_FACTOR = 1.0 + 1e-6
+"""A generated demand must fit at least this many times (``r_max``) into the capacities."""
+
 SIZES = {
     "small": (5, 3),
     "medium": (40, 8),
@@ -86,6 +89,15 @@ def symmetric_instance(
     )
 
 
+def throughput(node_capacity: np.ndarray, access_capacity: np.ndarray) -> float:
+    """Return the largest total rate the paths and nodes can carry, ``sum_j min(mu_j, sum_i mu_ij)``.
+
+    With the source rates free, node ``j`` receives at most its own capacity and at most the sum
+    of its access paths, and every split below both bounds is reachable.
+    """
+    return float(np.minimum(node_capacity, access_capacity.sum(axis=0)).sum())
+
+
 def generate(
     seed: int = 0,
     size: str | tuple[int, int] = "small",
@@ -94,14 +106,20 @@ def generate(
     link_probability: float = 1.0,
     max_tries: int = 50,
 ) -> Instance:
-    """Draw a random instance with a feasible split.
+    """Draw a random instance whose demand fits strictly below every capacity.
 
-    Access capacities are ``U(40, 60)``, node capacities ``U(100, 200)``, and source weights
-    lognormal(0, 1), scaled so that the total rate is ``load`` times the total node capacity.
-    With ``link_probability < 1`` each access path exists with that probability (every source
-    keeps at least one). Draws whose transportation LP cannot fit the demand are rejected, so a
-    size with few sources at a high load (one source at load 0.4 over four nodes, say) may find
-    no feasible draw.
+    Access capacities are ``U(40, 60)``, node capacities ``U(100, 200)`` and source weights
+    lognormal(0, 1). With ``link_probability < 1`` each access path exists with that probability
+    (every source keeps at least one). The total rate is ``load`` times the throughput
+    :func:`throughput`, the most the drawn network can carry. With five or more sources on full
+    paths the throughput equals the total node capacity (five paths of at least 40 exceed any
+    node capacity up to 200); with fewer sources or sparse paths the access paths limit it.
+
+    The rates follow the weights when that split fits. When it does not (one heavy source whose
+    paths cannot carry its share, say), the rates are blended with the split that fills every
+    path in proportion to its capacity, just enough that the demand fits with headroom. So
+    every accepted size, load and link probability yields a feasible instance, without
+    redrawing.
 
     Parameters
     ----------
@@ -110,19 +128,20 @@ def generate(
     size
         ``small``, ``medium``, ``large`` or a pair (sources, nodes).
     load
-        Total rate divided by total node capacity, in (0, 1).
+        Total rate divided by the throughput of the drawn network, in (0, 1).
     link_probability
         Probability that an access path exists.
     max_tries
-        Draws to try before giving up.
+        Kept for compatibility; no draw is ever rejected.
 
     Raises
     ------
     ValueError
-        On an unknown size, a load outside (0, 1), or when no feasible draw was found.
+        On an unknown size, a load outside (0, 1) or a link probability outside (0, 1].
     """
     from gaplab.models.traffic.feasibility import max_scaling
 
+    del max_tries
     if isinstance(size, str):
         if size not in SIZES:
             raise ValueError(f"unknown size {size!r}; expected one of {list(SIZES)} or (N, M)")
@@ -137,30 +156,55 @@ def generate(
         raise ValueError(f"link_probability must lie in (0, 1], got {link_probability}")
 
     rng = np.random.default_rng(seed)
-    for attempt in range(max_tries):
-        access = rng.uniform(40.0, 60.0, size=(n, m))
-        if link_probability < 1:
-            keep = rng.random((n, m)) < link_probability
-            keep[np.arange(n), rng.integers(0, m, size=n)] = True
-            access = np.where(keep, access, 0.0)
-        node = rng.uniform(100.0, 200.0, size=m)
-        weights = rng.lognormal(0.0, 1.0, size=n)
-        rates = weights / weights.sum() * load * node.sum()
-        if np.any(rates >= access.sum(axis=1)):
-            continue
-        candidate = Instance(
-            name=f"generated-{n}x{m}-seed{seed}",
+    access = rng.uniform(40.0, 60.0, size=(n, m))
+    if link_probability < 1:
+        keep = rng.random((n, m)) < link_probability
+        keep[np.arange(n), rng.integers(0, m, size=n)] = True
+        access = np.where(keep, access, 0.0)
+    node = rng.uniform(100.0, 200.0, size=m)
+    weights = rng.lognormal(0.0, 1.0, size=n)
+    total = load * throughput(node, access)
+    rates = weights / weights.sum() * total
+
+    def fit_factor(values: np.ndarray) -> float:
+        # r_max is homogeneous of degree -1 in the rates: solve at rates shrunk far enough to
+        # pass the Instance checks, then scale the factor back.
+        shrink = 0.5 * min(
+            float(np.min(access.sum(axis=1) / values)), float(node.sum() / values.sum()), 1.0
+        )
+        probe = Instance(
+            name=f"generated-{n}x{m}-seed{seed}-probe",
             sources=tuple(f"s{i}" for i in range(n)),
             nodes=tuple(f"n{j}" for j in range(m)),
-            rates=rates,
+            rates=values * shrink,
             node_capacity=node,
             access_capacity=access,
-            meta={"seed": seed, "load": load, "link_probability": link_probability},
         )
-        if max_scaling(candidate) > 1.0:
-            return candidate
-        logger.debug("draw %d of seed %d cannot fit its demand; drawing again", attempt, seed)
-    raise ValueError(
-        f"no feasible {n}x{m} instance in {max_tries} draws at load {load}; lower the load or "
-        "raise link_probability"
+        return max_scaling(probe) * shrink
+
+    # The gauge 1 / r_max of a rate vector is convex, 1 / load at the proportional fill below
+    # (scaled to the same total) and must end below 1. Blending with weight t bounds it by
+    # (1 - t) g + t load, so t = (g - target) / (g - load) reaches the gauge target.
+    r_max = fit_factor(rates)
+    if r_max <= _FIT_FACTOR:
+        fill = access * np.minimum(1.0, node / np.maximum(access.sum(axis=0), 1e-300))
+        spread = fill.sum(axis=1) / fill.sum() * total
+        gauge, target = 1.0 / r_max, 0.5 * (1.0 + load)
+        t = min(1.0, (gauge - target) / (gauge - load))
+        logger.debug(
+            "seed %d: the weighted rates fit only %.4g times; blending %.3f of the "
+            "capacity-proportional rates",
+            seed,
+            r_max,
+            t,
+        )
+        rates = (1.0 - t) * rates + t * spread
+    return Instance(
+        name=f"generated-{n}x{m}-seed{seed}",
+        sources=tuple(f"s{i}" for i in range(n)),
+        nodes=tuple(f"n{j}" for j in range(m)),
+        rates=rates,
+        node_capacity=node,
+        access_capacity=access,
+        meta={"seed": seed, "load": load, "link_probability": link_probability},
     )
