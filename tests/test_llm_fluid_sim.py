@@ -17,11 +17,14 @@ from gaplab.heuristics.llm_fluid import (
     solo_share,
 )
 from gaplab.models.llm_fluid import SPEC
+from gaplab.models.llm_fluid.checks import bound_violation, clip_to_bound
 from gaplab.models.llm_fluid.compare import extras, policy_table
+from gaplab.models.llm_fluid.importers import instance_from_profile
 from gaplab.models.llm_fluid.instance import Instance, ServiceLevels, two_class_instance
 from gaplab.models.llm_fluid.solve import solve_fluid
 from gaplab.sim.llm_fluid import simulate
 from gaplab.sim.llm_fluid_policies import Policy
+from tests.conftest import require_data_file
 
 R_BUNDLED = 297.70317
 
@@ -197,7 +200,58 @@ def test_heuristics_through_spec(inst):
     for name in ("GG-SP", "FI-WSP"):
         outcome = SPEC.heuristics[name](small)
         assert SPEC.validate(small, outcome) == []
-        assert SPEC.evaluate(small, outcome) == pytest.approx(outcome.sim.revenue)
+        clipped = min(outcome.sim.revenue, R_BUNDLED)
+        assert SPEC.evaluate(small, outcome) == pytest.approx(clipped)
+        assert outcome.bound == pytest.approx(R_BUNDLED, rel=1e-6)
+
+
+def test_outcome_bound_by_pricing(inst):
+    small = inst.with_gpus(5)
+    separate = run_policy("PR-SP", small, horizon=20)
+    assert separate.bound == pytest.approx(298.58656, rel=1e-6)
+    leveled = replace(small, service_levels=ServiceLevels(decode_fairness=0.5))
+    sli = run_policy("SLI-GG", leveled, horizon=20)
+    assert sli.plan.objective < R_BUNDLED - 1
+    assert sli.bound == pytest.approx(R_BUNDLED, rel=1e-6)
+
+
+def test_bound_violation_rule():
+    assert bound_violation(101.0, 2.0, 100.0) is None
+    assert bound_violation(102.0, 2.0, 100.0) is None
+    message = bound_violation(102.5, 2.0, 100.0)
+    assert message is not None
+    assert "exceeds the LP bound 100" in message
+    assert bound_violation(100.0 + 1e-8, float("nan"), 100.0) is None
+    assert bound_violation(100.5, float("nan"), 100.0) is not None
+    assert clip_to_bound(102.5, 100.0) == 100.0
+    assert clip_to_bound(97.0, 100.0) == 97.0
+
+
+def test_outcome_above_bound_within_noise(inst):
+    outcome = run_policy("GG-SP", inst.with_gpus(20), horizon=30)
+    estimate, half_width = outcome.estimate, outcome.ci95
+    assert half_width > 0
+    noisy = replace(outcome, bound=estimate - 0.5 * half_width)
+    assert SPEC.validate(inst, noisy) == []
+    assert SPEC.evaluate(inst, noisy) == pytest.approx(noisy.bound)
+    assert noisy.to_json()["estimate"] == estimate
+    assert noisy.to_json()["objective"] == pytest.approx(noisy.bound)
+    broken = replace(outcome, bound=estimate - 2 * half_width)
+    problems = SPEC.validate(inst, broken)
+    assert len(problems) == 1
+    assert "confidence half-width" in problems[0]
+
+
+def test_vidur_heuristic_not_above_optimum(data_dir):
+    path = require_data_file(data_dir, "llm_serving/vidur_h100_Llama-2-7b-hf_mlp.csv")
+    instance = instance_from_profile(path)
+    result, plan = solve_fluid(instance)
+    assert plan is not None
+    outcome = SPEC.heuristics["GG-SP"](instance)
+    # The fluid LP serves every arrival here, so the estimate lands above it by noise alone.
+    assert outcome.estimate > plan.objective
+    assert SPEC.validate(instance, outcome) == []
+    assert SPEC.evaluate(instance, outcome) == pytest.approx(plan.objective)
 
 
 def test_policy_table_columns(inst):
@@ -212,6 +266,11 @@ def test_extras_write_plots(inst, tmp_path):
     rows = extras(leveled, tmp_path, quick=True)
     assert any(row["method"].startswith("sim:GG-SP") for row in rows)
     assert any(row["method"].startswith("lp:tpot") for row in rows)
+    simulated = [row for row in rows if row["method"].startswith("sim:")]
+    for row in simulated:
+        assert row["status"] == "simulated-estimate"
+        assert row["objective"] == min(row["estimate"], row["bound"])
+        assert row["valid"] is True
     names = sorted(p.name for p in tmp_path.glob("*.png"))
     assert names == [
         "llm-fluid-two-class-occupancy.png",

@@ -34,6 +34,7 @@ from functools import partial
 
 import numpy as np
 
+from gaplab.models.llm_fluid.checks import clip_to_bound
 from gaplab.models.llm_fluid.instance import Instance
 from gaplab.models.llm_fluid.solution import FluidPlan
 from gaplab.models.llm_fluid.solve import solve_fluid
@@ -46,21 +47,51 @@ DEFAULT_HORIZON = 120.0
 
 @dataclass
 class PolicyOutcome:
-    """A policy scored by simulation: the Solution type of the llm-fluid heuristics."""
+    """A policy scored by simulation: the Solution type of the llm-fluid heuristics.
+
+    The simulated revenue is an estimate with a confidence interval, while ``bound`` is the
+    proven optimum of the plain fluid LP. ``objective``, which comparisons report, is the
+    estimate clipped to the bound, and the validator flags only an estimate that exceeds the
+    bound by more than its confidence half-width (see
+    :func:`gaplab.models.llm_fluid.checks.bound_violation`).
+    """
 
     policy: Policy
     plan: FluidPlan
     """The LP plan whose targets the policy used."""
     sim: SimResult
+    bound: float
+    """R*, the value of the plain fluid LP under the pricing the run is scored by: no policy's
+    long-run revenue per GPU per second exceeds it."""
+
+    @property
+    def estimate(self) -> float:
+        """Simulated revenue per GPU per second after the warm-up, unclipped."""
+        return self.sim.revenue
+
+    @property
+    def ci95(self) -> float:
+        """Half-width of the 95 % confidence interval of :attr:`estimate` (batch means)."""
+        return self.sim.revenue_ci
 
     @property
     def revenue(self) -> float:
+        """The unclipped estimate, as :attr:`estimate`."""
         return self.sim.revenue
+
+    @property
+    def objective(self) -> float:
+        """The estimate clipped to :attr:`bound`, the value reported for comparison."""
+        return clip_to_bound(self.estimate, self.bound)
 
     def to_json(self) -> dict[str, object]:
         means = self.sim.means()
         return {
             **self.sim.summary(),
+            "objective": self.objective,
+            "estimate": self.estimate,
+            "ci95": self.ci95,
+            "bound": self.bound,
             "plan_objective": self.plan.objective,
             **{f"mean_{k}": v.tolist() for k, v in means.items()},
         }
@@ -79,6 +110,20 @@ def _plan(instance: Instance, pricing: str = "bundled", sli: bool = False) -> Fl
             f"{result.termination.value!r}, so no policy targets are available"
         )
     return plan
+
+
+def scored_pricing(name: str) -> str:
+    """Return the pricing a policy is scored under: separate for ``PR-SP``, else bundled."""
+    return "separate" if name == "PR-SP" else "bundled"
+
+
+def revenue_bound(instance: Instance, pricing: str) -> float:
+    """Return R*, the plain fluid LP value under ``pricing``, which bounds every policy.
+
+    Service levels are left out, because the simulator neither enforces nor charges them, so
+    the bound for SLI-GG is the bundled LP value too.
+    """
+    return _plan(instance, pricing).objective
 
 
 def _targets(plan: FluidPlan) -> dict[str, object]:
@@ -109,11 +154,7 @@ def make_policy(
     if name not in POLICY_NAMES:
         raise KeyError(f"unknown policy {name!r}; known: {', '.join(POLICY_NAMES)}")
     if plan is None:
-        plan = _plan(
-            instance,
-            "separate" if name == "PR-SP" else "bundled",
-            sli=name == "SLI-GG",
-        )
+        plan = _plan(instance, scored_pricing(name), sli=name == "SLI-GG")
     targets = _targets(plan)
     if name in ("GG-SP", "GG-SP-hold"):
         hold = name == "GG-SP-hold"
@@ -157,10 +198,11 @@ def run_policy(
     """Simulate the policy ``name`` on ``instance`` and return its outcome.
 
     Prioritize-and-route is scored under separate pricing, every other policy under bundled
-    pricing. Runs start from the LP plan's state (see :func:`plan_start`).
+    pricing, and the outcome carries that pricing's LP value as its bound. Runs start from the
+    LP plan's state (see :func:`plan_start`).
     """
     policy, plan = make_policy(name, instance, plan)
-    pricing = "separate" if name == "PR-SP" else "bundled"
+    pricing = scored_pricing(name)
     sim = simulate(
         instance,
         policy,
@@ -170,7 +212,7 @@ def run_policy(
         pricing=pricing,
         start=plan_start(plan),
     )
-    return PolicyOutcome(policy, plan, sim)
+    return PolicyOutcome(policy, plan, sim, revenue_bound(instance, pricing))
 
 
 HEURISTICS: dict[str, Callable[[Instance], PolicyOutcome]] = {
