@@ -397,6 +397,19 @@ def test_vidur_profile_fit(data_dir):
     assert result.is_optimal
 
 
+def test_csv_importer_reads_header(data_dir, tmp_path):
+    profile = require_data_file(data_dir, "llm_serving/vidur_h100_Llama-2-7b-hf_mlp.csv")
+    trace = require_data_file(data_dir, "llm_serving/AzureLLMInferenceTrace_code.csv")
+    from_profile = SPEC.pick_importer(profile)(profile)
+    assert from_profile == instance_from_profile(profile)
+    from_trace = SPEC.pick_importer(trace)(trace)
+    assert from_trace == classes_from_trace(trace)
+    other = tmp_path / "other.csv"
+    other.write_text("a,b\n1,2\n")
+    with pytest.raises(InstanceError, match="neither an Azure LLM inference trace"):
+        SPEC.pick_importer(other)(other)
+
+
 def test_json_scalar_for_list_rejected(inst):
     data = inst.to_dict()
     data["arrival_rate"] = 0.5

@@ -20,7 +20,11 @@ from pathlib import Path
 from typing import Any
 
 from gaplab.models.llm_fluid.checks import evaluate, validate
-from gaplab.models.llm_fluid.importers import classes_from_trace, instance_from_profile
+from gaplab.models.llm_fluid.importers import (
+    classes_from_trace,
+    import_csv,
+    instance_from_profile,
+)
 from gaplab.models.llm_fluid.instance import (
     SIZES,
     Instance,
@@ -82,11 +86,12 @@ SPEC = register(
         evaluate=evaluate,
         dump=dump,
         suite=suite,
-        # pick_importer tries these in order: a vidur profile is also a CSV file.
+        # pick_importer matches the file suffix first, so every .csv file reaches import_csv,
+        # which reads the header to distinguish a trace from a vidur profile.
         importers={
             "azure": classes_from_trace,
             "vidur": instance_from_profile,
-            "csv": classes_from_trace,
+            "csv": import_csv,
         },
         sizes=tuple(SIZES),
         default_exact="bundled",

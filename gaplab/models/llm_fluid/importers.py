@@ -244,3 +244,27 @@ def instance_from_profile(path: Path, base: Instance | None = None) -> Instance:
     return replace(
         base, name=f"{base.name}-{Path(path).stem}", alpha=fit.alpha, beta=fit.beta, gamma=fit.gamma
     )
+
+
+def import_csv(path: Path) -> Instance:
+    """Import a CSV file as an Azure trace or a vidur profile, whichever its header matches.
+
+    A header with the trace columns :data:`TRACE_COLUMNS` gives request classes in the default
+    number of clusters (:func:`classes_from_trace`). A header with the operator times of a vidur
+    ``mlp.csv`` profile gives the two-class instance with fitted GPU constants
+    (:func:`instance_from_profile`).
+    """
+    try:
+        header = pd.read_csv(path, nrows=0).columns
+    except FileNotFoundError as error:
+        raise InstanceError(f"CSV file not found: {path}") from error
+    except (OSError, ValueError, pd.errors.ParserError) as error:
+        raise InstanceError(f"cannot read {path} as CSV: {error}") from error
+    if all(column in header for column in TRACE_COLUMNS):
+        return classes_from_trace(path)
+    if "num_tokens" in header and any(str(c).startswith("time_stats.") for c in header):
+        return instance_from_profile(path)
+    raise InstanceError(
+        f"{path} is neither an Azure LLM inference trace (columns {list(TRACE_COLUMNS)}) nor a "
+        "vidur mlp profile (time_stats.<operator>.mean and num_tokens columns)"
+    )
