@@ -38,9 +38,53 @@ def _gap(text: str) -> float:
         value = float(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"invalid gap: {text!r}") from None
-    if not (0 <= value < 1):
-        raise argparse.ArgumentTypeError(f"relative gap must be in [0, 1), got {text!r}")
+    if not (value >= 0) or not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"relative gap must be zero or positive, got {text!r}")
     return value
+
+
+def _seed(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"invalid seed: {text!r}; expected an integer") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"seed must be zero or positive, got {value}")
+    return value
+
+
+def _output_file(path: Path) -> Path:
+    """Check before any work that ``path`` can be written as a file."""
+    if path.is_dir():
+        raise CommandError(f"output {str(path)!r} is a folder; give a file name")
+    if not path.parent.is_dir():
+        raise CommandError(
+            f"cannot write {str(path)!r}: folder {str(path.parent)!r} does not exist"
+        )
+    return path
+
+
+def _output_folder(path: Path) -> Path:
+    if path.exists() and not path.is_dir():
+        raise CommandError(f"output folder {str(path)!r} exists and is not a folder")
+    return path
+
+
+def _backend(name: str) -> Any:
+    """The backend called ``name``, checked to be known and installed."""
+    from gaplab.solvers import UnknownBackendError, get_backend
+
+    try:
+        backend = get_backend(name)
+    except UnknownBackendError as error:
+        raise CommandError(str(error)) from None
+    availability = backend.check_available()
+    if not availability.available:
+        raise CommandError(
+            f"backend {name!r} is not available here: {availability.detail}. "
+            "Run `gaplab backends` to see what is installed"
+        )
+    return backend
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -59,7 +103,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     generate = commands.add_parser("generate", help="write a generated instance as JSON")
     generate.add_argument("model")
-    generate.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    generate.add_argument("--seed", type=_seed, default=0, help="random seed (default 0)")
     generate.add_argument("--size", default=None, help="instance size; see `gaplab models`")
     generate.add_argument("-o", "--output", required=True, type=Path, help="JSON file to write")
 
@@ -201,6 +245,8 @@ def _spec(name: str) -> Any:
 
 
 def _load_instance(spec: Any, path: Path) -> Any:
+    if path.is_dir():
+        raise CommandError(f"instance {str(path)!r} is a folder; give a JSON instance file")
     if not path.is_file():
         raise CommandError(f"instance file {str(path)!r} does not exist")
     try:
@@ -219,6 +265,7 @@ def _message(error: BaseException) -> str:
 
 def cmd_generate(args: argparse.Namespace) -> int:
     spec = _spec(args.model)
+    _output_file(args.output)
     kwargs: dict[str, Any] = {"seed": args.seed}
     if args.size is not None:
         if args.size not in spec.sizes:
@@ -235,12 +282,13 @@ def cmd_generate(args: argparse.Namespace) -> int:
 
 def cmd_import(args: argparse.Namespace) -> int:
     spec = _spec(args.model)
+    _output_file(args.output)
     if not args.source.exists():
         raise CommandError(f"source file {str(args.source)!r} does not exist")
     try:
         importer = spec.pick_importer(args.source)
         instance = importer(args.source)
-    except (ValueError, KeyError, TypeError) as error:
+    except (ValueError, KeyError, TypeError, OSError) as error:
         raise CommandError(f"cannot import {str(args.source)!r}: {_message(error)}") from None
     spec.dump(instance, args.output)
     print(f"wrote {spec.name} instance to {args.output}", file=sys.stderr)
@@ -249,14 +297,11 @@ def cmd_import(args: argparse.Namespace) -> int:
 
 def cmd_solve(args: argparse.Namespace) -> int:
     from gaplab.models.registry import run_exact
-    from gaplab.solvers import UnknownBackendError, UnsupportedModelError, get_backend
+    from gaplab.solvers import Termination, UnsupportedModelError
 
     spec = _spec(args.model)
     options = _options(args)
-    try:
-        get_backend(args.backend)
-    except UnknownBackendError as error:
-        raise CommandError(str(error)) from None
+    _backend(args.backend)
     instance = _load_instance(spec, args.instance)
     variant = args.variant or spec.exact_default
     try:
@@ -287,25 +332,23 @@ def cmd_solve(args: argparse.Namespace) -> int:
         print(f"{spec.objective_name}: {_fmt(outcome.objective)}  ({verdict})")
         for violation in outcome.violations[:10]:
             print(f"  violation: {violation}")
+    if result is not None and result.termination == Termination.ERROR:
+        print(f"gaplab solve: error: the solver failed: {result.message}", file=sys.stderr)
+        return EXIT_FAILURE
     return 0 if outcome.valid is not False else EXIT_FAILURE
 
 
 def cmd_solve_file(args: argparse.Namespace) -> int:
     from gaplab.modeling import read_model
     from gaplab.modeling.fileio import ModelFileError
-    from gaplab.solvers import (
-        SolutionStatus,
-        UnknownBackendError,
-        UnsupportedModelError,
-        get_backend,
-    )
+    from gaplab.solvers import SolutionStatus, Termination, UnsupportedModelError
 
     options = _options(args)
+    backend = _backend(args.backend)
     try:
-        backend = get_backend(args.backend)
         model = read_model(args.file)
         result = backend.solve(model, options)
-    except (ModelFileError, UnknownBackendError, UnsupportedModelError) as error:
+    except (ModelFileError, UnsupportedModelError) as error:
         raise CommandError(str(error)) from None
     valid = None if result.x is None else result.solution_status == SolutionStatus.FEASIBLE_POINT
     if args.json:
@@ -314,6 +357,9 @@ def cmd_solve_file(args: argparse.Namespace) -> int:
         _print_json(payload)
     else:
         print(result)
+    if result.termination == Termination.ERROR:
+        print(f"gaplab solve-file: error: the solver failed: {result.message}", file=sys.stderr)
+        return EXIT_FAILURE
     return 0
 
 
@@ -352,17 +398,22 @@ def cmd_heuristic(args: argparse.Namespace) -> int:
 
 def cmd_compare(args: argparse.Namespace) -> int:
     from gaplab.experiments.compare import compare_instances, format_table
-    from gaplab.solvers import UnknownBackendError, get_backend
 
     spec = _spec(args.model)
     options = _options(args)
-    try:
-        get_backend(args.backend)
-    except UnknownBackendError as error:
-        raise CommandError(str(error)) from None
+    _backend(args.backend)
+    if args.out is not None:
+        _output_file(args.out)
+    if args.plots is not None:
+        _output_folder(args.plots)
+        args.plots.mkdir(parents=True, exist_ok=True)
     named = [(path.stem, _load_instance(spec, path)) for path in args.instances]
     rows = compare_instances(spec, named, args.backend, options, plots_dir=args.plots)
-    print(format_table(rows))
+    print(format_table([r for r in rows if r.get("kind") != "extra"]))
+    if args.plots is not None:
+        from gaplab.experiments.report import plot_ratios
+
+        plot_ratios(rows, spec.name, args.plots / f"{spec.name}-ratios.png")
     if args.out is not None:
         from gaplab.experiments.report import write_csv
 
@@ -387,6 +438,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     from gaplab.experiments.report import format_summary, summarize
 
     models = args.models.split(",") if args.models else None
+    _output_folder(args.out)
     bar = ProgressBar()
     try:
         summary = run_all(
@@ -510,6 +562,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return COMMANDS[args.command](args)
     except CommandError as error:
+        print(f"gaplab {args.command}: error: {error}", file=sys.stderr)
+        return EXIT_USAGE
+    except OSError as error:  # files the user named: missing, unreadable, not writable
         print(f"gaplab {args.command}: error: {error}", file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:

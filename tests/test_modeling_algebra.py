@@ -84,7 +84,9 @@ def test_broadcasting_matches_numpy(problem):
     np.testing.assert_allclose(evaluate(both, values), xa + ya[:, None], atol=1e-12)
     flipped = y - x
     np.testing.assert_allclose(evaluate(flipped, values), ya[:, None] - xa, atol=1e-12)
-    swapped = x.sum("A") + y  # dimensions B then A
+    with pytest.raises(AlignmentError, match="neither has all the dimensions"):
+        x.sum("A") + y
+    swapped = x.sum("A").expand(first) + y  # dimensions B then A
     assert swapped.dims == ("B", "A")
     np.testing.assert_allclose(
         evaluate(swapped, values), xa.sum(axis=0)[:, None] + ya[None, :], atol=1e-12

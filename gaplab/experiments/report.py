@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from gaplab.experiments.compare import COLUMNS, format_table
-from gaplab.modeling.compiled import atomic_write_text
+from gaplab.modeling.compiled import atomic_write_text, replace_atomically
 
 logger = logging.getLogger(__name__)
 
@@ -182,7 +182,7 @@ def save_figure(fig: Any, path: Path) -> Path:
     os.close(fd)
     try:
         fig.savefig(tmp, dpi=110, format="png")
-        os.replace(tmp, path)
+        replace_atomically(tmp, path)
     finally:
         Path(tmp).unlink(missing_ok=True)
     return path

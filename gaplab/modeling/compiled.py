@@ -349,6 +349,20 @@ def blocks_from_names(names: list[str], kind_of: list[str] | None = None) -> tup
     return tuple(blocks)
 
 
+@functools.cache
+def _file_mode() -> int:
+    """Mode of a new file under the process umask (``mkstemp`` alone gives 0600)."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return 0o666 & ~mask
+
+
+def replace_atomically(tmp: str | os.PathLike[str], path: Path) -> None:
+    """Give ``tmp`` the usual new-file mode and rename it over ``path``."""
+    os.chmod(tmp, _file_mode())
+    os.replace(tmp, path)
+
+
 def atomic_write_text(path: Path, text: str) -> Path:
     """Write ``text`` to ``path`` through a temporary file in the same folder."""
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -356,7 +370,7 @@ def atomic_write_text(path: Path, text: str) -> Path:
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as handle:
             handle.write(text)
-        os.replace(tmp, path)
+        replace_atomically(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise

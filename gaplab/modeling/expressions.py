@@ -8,8 +8,9 @@ a sparse-matrix operation on those arrays.
 Alignment rules:
 
 1. Operands over the same dimensions (same set names and labels) combine row by row.
-2. An operand that lacks some dimensions of the other is broadcast over them, and operands over
-   different dimensions broadcast to their product, like numpy broadcasting by name.
+2. An operand whose dimensions are a subset of the other's is broadcast over the missing ones,
+   like numpy broadcasting by name. Operands where each has a dimension the other lacks raise
+   :class:`AlignmentError`; ``expand()`` states such a product explicitly.
 3. Two operands that share a dimension name but not its labels raise :class:`AlignmentError`
    naming both sets. Use :meth:`LinExpr.reindex` to align them explicitly.
 4. Data (numpy arrays) must broadcast to the expression's shape; pandas Series align by label to
@@ -495,6 +496,15 @@ def _widen(coef: sp.csr_matrix, num_cols: int) -> sp.csr_matrix:
 
 def _aligned_sets(a: tuple[IndexSet, ...], b: tuple[IndexSet, ...]) -> tuple[IndexSet, ...]:
     """The dimensions of ``a op b``: those of ``a``, then the ones only ``b`` has."""
+    names_a = {s.name for s in a}
+    names_b = {s.name for s in b}
+    if not (names_a <= names_b or names_b <= names_a):
+        raise AlignmentError(
+            f"cannot combine expressions over {tuple(s.name for s in a)} and "
+            f"{tuple(s.name for s in b)}: neither has all the dimensions of the other, so the "
+            "result would silently span their product. If that is what you mean, say so with "
+            "expand(), for example y.expand(other_set)"
+        )
     by_name = {s.name: s for s in a}
     extra = []
     for s in b:

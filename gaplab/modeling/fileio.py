@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import scipy.sparse as sp
 
-from gaplab.modeling.compiled import Block, CompiledModel, blocks_from_names
+from gaplab.modeling.compiled import Block, CompiledModel, blocks_from_names, replace_atomically
 
 logger = logging.getLogger(__name__)
 
@@ -81,7 +81,7 @@ def write_model(model: CompiledModel, path: Path) -> Path:
         status = solver.writeModel(tmp)
         if status == highspy.HighsStatus.kError:
             raise OSError(f"HiGHS failed to write {str(path)!r}")
-        os.replace(tmp, path)
+        replace_atomically(tmp, path)
     finally:
         Path(tmp).unlink(missing_ok=True)
     logger.info("wrote %s to %s", model, path)
