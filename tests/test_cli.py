@@ -85,6 +85,11 @@ def test_solve_file_time_limit_on_hard_instance(tmp_path):
         (("solve-file", "GOOD.mps", "--time-limit", "-2"), "positive number of seconds"),
         (("solve", "no-such-model", "GOOD.json"), "unknown model 'no-such-model'"),
         (("run", "--quick", "--data-dir", "MISSING_DIR"), "does not exist"),
+        (("generate", "moe-assign", "--seed", "-5", "-o", "x.json"), "seed must be zero or"),
+        (("generate", "moe-assign", "-o", "SUBDIR"), "is a folder"),
+        (("generate", "moe-assign", "-o", "nowhere/x.json"), "does not exist"),
+        (("solve", "moe-assign", "SUBDIR"), "is a folder"),
+        (("solve-file", "GOOD.mps", "--mip-gap", "-1"), "relative gap must be zero or positive"),
     ],
 )
 def test_bad_input_exits_non_zero_with_message(tmp_path, args, message):
@@ -95,6 +100,7 @@ def test_bad_input_exits_non_zero_with_message(tmp_path, args, message):
     x = m.continuous("x", upper=1)
     m.maximize(x)
     m.compile().to_mps(tmp_path / "GOOD.mps")
+    (tmp_path / "SUBDIR").mkdir()
     before = sorted(p.name for p in tmp_path.iterdir())
 
     done = gaplab(*args, cwd=tmp_path)
@@ -110,3 +116,43 @@ def test_generate_unknown_model_writes_nothing(tmp_path):
     assert done.returncode != 0
     assert "unknown model" in done.stderr
     assert not target.exists()
+
+
+def test_unavailable_backend_is_one_line_error(tmp_path):
+    from gaplab.solvers import get_backend
+
+    missing = [
+        name
+        for name in ("pyomo:gurobi", "pyomo:glpk")
+        if not get_backend(name).check_available().available
+    ]
+    if not missing:
+        pytest.skip("every optional solver is installed here")
+    path = require_good_mps(tmp_path)
+    done = gaplab("solve-file", str(path), "--backend", missing[0])
+    assert done.returncode == 2
+    assert "is not available here" in done.stderr
+    assert "Traceback" not in done.stderr
+
+
+def test_written_files_follow_umask(tmp_path):
+    import os
+    import stat
+
+    target = tmp_path / "gen.json"
+    old = os.umask(0o022)
+    try:
+        done = gaplab("generate", "moe-assign", "--seed", "1", "-o", str(target))
+    finally:
+        os.umask(old)
+    assert done.returncode == 0, done.stderr
+    assert stat.S_IMODE(target.stat().st_mode) == 0o644
+
+
+def require_good_mps(tmp_path: Path) -> Path:
+    from gaplab.modeling import Model
+
+    m = Model("good")
+    x = m.continuous("x", upper=1)
+    m.maximize(x)
+    return m.compile().to_mps(tmp_path / "good.mps")
