@@ -164,6 +164,10 @@ def plot_ratios(rows: Sequence[dict[str, Any]], model: str, path: Path) -> Path 
     colors = ["#4c72b0" if e["kind"] == "exact" else "#dd8452" for e in entries]
     ax.bar(range(len(entries)), values, color=colors)
     ax.axhline(1.0, color="black", linewidth=0.8)
+    positive = [v for v in values if v > 0]
+    if positive and max(positive) / min(positive) > 20:
+        # One diverged method would flatten every other bar on a linear axis.
+        ax.set_yscale("log")
     ax.set_xticks(range(len(entries)))
     ax.set_xticklabels(names, rotation=35, ha="right", fontsize=8)
     ax.set_ylabel("objective / exact reference")

@@ -27,6 +27,10 @@ SOLVERS = tuple(RUNNERS)
 """Solver names of ``pyomo:<solver>``; the first is the default."""
 
 
+SOLVERS_WITHOUT_DUALS = frozenset({"scip"})
+"""Pyomo solver interfaces that return no row duals (scip_direct gives none for LPs)."""
+
+
 class PyomoBackend(Backend):
     """Pyomo 6 with one of the solver interfaces it ships."""
 
@@ -42,6 +46,8 @@ class PyomoBackend(Backend):
                 "(for example pyomo:highs)"
             )
         self.solver = solver
+        if solver in SOLVERS_WITHOUT_DUALS:
+            self.capabilities = frozenset({Capability.LP, Capability.MILP})
 
     def check_available(self) -> Availability:
         try:
