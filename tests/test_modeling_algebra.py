@@ -227,6 +227,16 @@ def test_bounds_by_label_and_crossed_bounds():
         m.continuous("y", tx, lower=3.0, upper=np.array([4.0, 1.0]))
 
 
+def test_unknown_labels_and_scalar_bounds_messages():
+    m = Model("messages")
+    tx = m.index("tx", ["a", "b"])
+    x = m.continuous("x", tx)
+    with pytest.raises(KeyError, match=r"\['zz'\] are not in index set 'tx'"):
+        x.at(["a", "zz"])
+    with pytest.raises(ValueError, match="variable 'y' has lower bound 3.0 above upper bound 1.0"):
+        m.continuous("y", lower=3.0, upper=1.0)
+
+
 def test_nonlinear_products_and_chained_comparisons_raise():
     m = Model("errors")
     item = m.index("item", range(2))

@@ -287,8 +287,8 @@ class LinExpr:
                 )
             dim = self.dims[0]
         axis = self.dims.index(self._set(dim).name)
-        target = _selection_set(labels, over, self.model)
         positions = self.sets[axis].positions(labels)
+        target = _selection_set(labels, over, self.model)
         if len(target) != len(positions):
             raise ValueError(
                 f"over= has {len(target)} labels but the selection has {len(positions)} entries"

@@ -190,10 +190,9 @@ class Model:
         crossed = lo > hi
         if crossed.any():
             row = int(np.flatnonzero(crossed)[0])
-            label = product_labels(resolved)[row]
+            where = f" at {product_labels(resolved)[row]!r}" if resolved else ""
             raise ValueError(
-                f"variable {name!r} at {label!r} has lower bound {lo[row]} above upper bound "
-                f"{hi[row]}"
+                f"variable {name!r}{where} has lower bound {lo[row]} above upper bound {hi[row]}"
             )
         variable = Variable(self, name, resolved, self.num_cols, kind, lo, hi)
         self.num_cols += variable.size
