@@ -18,9 +18,10 @@ from gaplab.heuristics.moe_assign import (
     greedy_ratio,
 )
 from gaplab.models.moe_assign.bounds import brute_force, lp_bound, lp_relaxation
-from gaplab.models.moe_assign.build import build, solve_lp_round, solve_milp
+from gaplab.models.moe_assign.build import build, runs_highs, solve_lp_round, solve_milp
 from gaplab.models.moe_assign.hardware import SHAPES, cost_model
 from gaplab.models.moe_assign.instance import Instance
+from gaplab.models.moe_assign.suite import SHIPPED_DIR
 from gaplab.models.moe_assign.validate import Assignment, evaluate, layer_time, validate
 from gaplab.solvers import SolveOptions
 
@@ -418,3 +419,33 @@ def test_overlap_round_trips_json() -> None:
 def test_closed_form_lp_rejects_overlap() -> None:
     with pytest.raises(ValueError, match="overlaps copies"):
         lp_relaxation(mixtral_layer(copy_overlap=True))
+
+
+MILP_BACKENDS = ("highs", "pulp:cbc", "cvxpy:HIGHS", "pyomo:scip", "cvxpy:SCIP")
+"""HiGHS, CBC and cvxpy's HiGHS must be installed; the SCIP backends are optional."""
+OPTIONAL_BACKENDS = ("pyomo:scip", "cvxpy:SCIP")
+
+
+@pytest.mark.parametrize("backend", MILP_BACKENDS)
+def test_milp_solves_on_backend(backend: str) -> None:
+    from gaplab.solvers import get_backend
+
+    if backend in OPTIONAL_BACKENDS:
+        state = get_backend(backend).check_available()
+        if not state.available:
+            pytest.skip(f"{backend} is not installed here: {state.detail}")
+    inst = Instance.from_json(SHIPPED_DIR / "qwen3-30b-a3b-decode-b32.json")
+    result, solution = solve_milp(inst, backend, SolveOptions(time_limit=60))
+    assert result.termination.value == "optimal", result.message
+    assert solution is not None
+    assert validate(inst, solution) == []
+    reference, _ = solve_milp(inst)
+    assert reference.objective is not None
+    assert evaluate(inst, solution) == pytest.approx(reference.objective, rel=1e-6)
+
+
+def test_highs_gap_only_for_highs() -> None:
+    for backend in ("highs", "pyomo:highs", "pyomo:appsi_highs", "pulp:highs", "cvxpy:HIGHS"):
+        assert runs_highs(backend), backend
+    for backend in ("pulp:cbc", "pyomo:cbc", "pyomo:scip", "cvxpy:SCIP", "pyomo:gurobi"):
+        assert not runs_highs(backend), backend

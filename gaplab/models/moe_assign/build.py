@@ -79,7 +79,7 @@ def solve_milp(
     """Solve the 0-1 program exactly (up to the options' gap and time limit)."""
     options = options or SolveOptions()
     compiled = build(instance).compile()
-    result = solve(compiled, backend, **_option_fields(options))
+    result = solve(compiled, backend, **_option_fields(options, backend))
     result.compiled = result.compiled or compiled
     solution = interpret(instance, result, "milp")
     if result.termination.value != "optimal":
@@ -105,7 +105,7 @@ def solve_lp_round(
     """
     options = options or SolveOptions()
     compiled = build(instance, relax=True).compile()
-    result = solve(compiled, backend, **_option_fields(options))
+    result = solve(compiled, backend, **_option_fields(options, backend))
     result.compiled = result.compiled or compiled
     values = result.value("x")
     if values is None:
@@ -151,10 +151,22 @@ EXACT_REL_GAP = 1e-9
 EXACT_ABS_GAP = 1e-9
 """Absolute MIP gap in milliseconds handed to HiGHS by default, tighter than HiGHS' 1e-6."""
 
+HIGHS_SOLVERS = ("highs", "appsi_highs")
+"""Solver parts of the backend names (``highs``, ``pyomo:appsi_highs``, ``cvxpy:HIGHS``, ...)
+that run HiGHS and so accept HiGHS option names such as ``mip_abs_gap``."""
 
-def _option_fields(options: SolveOptions) -> dict[str, object]:
+
+def runs_highs(backend: str) -> bool:
+    """Return whether ``backend`` hands the model to HiGHS."""
+    return backend.rsplit(":", 1)[-1].lower() in HIGHS_SOLVERS
+
+
+def _option_fields(options: SolveOptions, backend: str) -> dict[str, object]:
+    # Only HiGHS reads mip_abs_gap, and SCIP and CBC reject unknown option names, so the
+    # default goes to HiGHS backends alone. The caller's own solver_options pass unchanged.
     solver_options = dict(options.solver_options)
-    solver_options.setdefault("mip_abs_gap", EXACT_ABS_GAP)
+    if runs_highs(backend):
+        solver_options.setdefault("mip_abs_gap", EXACT_ABS_GAP)
     return {
         "time_limit": options.time_limit,
         "mip_rel_gap": EXACT_REL_GAP if options.mip_rel_gap is None else options.mip_rel_gap,
