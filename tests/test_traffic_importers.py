@@ -184,3 +184,33 @@ def test_repetita_import_reads_demands_beside_graph(tmp_path: Path) -> None:
     inst = import_network(tmp_path / "net.graph", servers=1, propagation=False)
     assert inst.sources == ("a", "c")
     assert inst.rates[0] / inst.rates[1] == pytest.approx(3.0)
+
+
+def test_demands_file_finds_its_graph(tmp_path: Path) -> None:
+    (tmp_path / "net.graph").write_text(GRAPH)
+    (tmp_path / "net.0000.demands").write_text("DEMANDS 1\nlabel src dest bw\nd0 0 2 300\n")
+    (tmp_path / "net.0001.demands").write_text(
+        "DEMANDS 2\nlabel src dest bw\nd0 0 2 300\nd1 2 0 100\n"
+    )
+    from_graph = import_network(tmp_path / "net.graph", servers=1, propagation=False)
+    from_first = import_network(tmp_path / "net.0000.demands", servers=1, propagation=False)
+    assert from_first.sources == from_graph.sources
+    assert np.array_equal(from_first.rates, from_graph.rates)
+    # Another demands file of the same network gives its own rates.
+    from_second = import_network(tmp_path / "net.0001.demands", servers=1, propagation=False)
+    assert from_second.sources == ("a", "c")
+    assert from_second.rates[0] / from_second.rates[1] == pytest.approx(3.0)
+
+
+def test_demands_file_without_graph_rejected(tmp_path: Path) -> None:
+    (tmp_path / "lonely.0000.demands").write_text("DEMANDS 1\nlabel src dest bw\nd0 0 2 300\n")
+    with pytest.raises(TopologyError, match=r"'lonely.graph'.*pass the .graph file"):
+        import_network(tmp_path / "lonely.0000.demands")
+
+
+def test_registry_picks_repetita_for_demands_files() -> None:
+    from gaplab.models.traffic.importers import import_repetita
+
+    spec = get_model("traffic")
+    assert spec.pick_importer(Path("repetita_Abilene.0000.demands")) is import_repetita
+    assert spec.pick_importer(Path("repetita_Abilene.graph")) is import_repetita

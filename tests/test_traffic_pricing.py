@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import dataclasses
+import logging
+from pathlib import Path
+
 import numpy as np
 import pytest
 from scipy.optimize import minimize
@@ -18,6 +22,7 @@ from gaplab.models.traffic.best_response import best_response
 from gaplab.models.traffic.delay import node_marginal
 from gaplab.sim.traffic_pricing import run_pricing
 from gaplab.sim.traffic_windowed import run_windowed
+from tests.conftest import require_data_file
 
 F_STAR = 2.0157473649138
 
@@ -185,3 +190,66 @@ def test_adaptive_steps_unused_when_converging() -> None:
     run = run_pricing(pubsub_instance(), adaptive=True)
     assert run.adjustments == []
     assert run.iterations == run_pricing(pubsub_instance()).iterations
+
+
+def test_default_pricing_heuristic_converges_where_fixed_steps_cycle() -> None:
+    from gaplab.heuristics.traffic import HEURISTICS
+
+    inst = symmetric_instance()
+    fixed = HEURISTICS["pricing-fixed"](inst)
+    assert fixed.status == "cycle"
+    default = HEURISTICS["pricing"](inst)
+    assert default.status == "converged"
+    assert default.info["halvings"] >= 1
+    assert np.allclose(default.flows, 3.0, atol=1e-6)
+
+
+def test_unconverged_run_stays_valid_and_says_so() -> None:
+    # validate() judges feasibility only; the status carries the convergence verdict.
+    from gaplab.models.registry import get_model, run_heuristic
+
+    spec = get_model("traffic")
+    outcome = run_heuristic(spec, symmetric_instance(), "symmetric", "pricing-fixed")
+    assert outcome.valid
+    assert outcome.solution.status == "cycle"
+    assert outcome.solution.to_json()["status"] == "cycle"
+
+
+def test_cycle_warning_logged_once_per_instance(caplog: pytest.LogCaptureFixture) -> None:
+    inst = dataclasses.replace(symmetric_instance(), name="warn-once")
+    with caplog.at_level(logging.INFO, logger="gaplab.sim.traffic_pricing"):
+        for _ in range(3):
+            run_pricing(inst)
+    levels = [r.levelno for r in caplog.records if "cycling" in r.getMessage()]
+    assert levels == [logging.WARNING, logging.INFO, logging.INFO]
+
+
+def test_default_pricing_converges_on_generated_instances() -> None:
+    from gaplab.heuristics.traffic import pricing
+
+    for seed, size, load in ((1, (40, 8), 0.5), (2, (3, 4), 0.8)):
+        allocation = pricing(generate(seed, size, load=load))
+        assert allocation.status == "converged", allocation.info["message"]
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "repetita_Abilene.graph",
+        "repetita_AttMpls.graph",
+        "repetita_Geant2012.graph",
+        "topologyzoo_Abilene.graphml",
+        "topologyzoo_Geant2012.graphml",
+    ],
+)
+def test_default_pricing_converges_on_real_networks(data_dir: Path, name: str) -> None:
+    from gaplab.heuristics.traffic import pricing
+    from gaplab.models.traffic import import_network, solve_direct
+
+    inst = import_network(require_data_file(data_dir, f"network/{name}"))
+    allocation = pricing(inst)
+    assert allocation.status == "converged", allocation.info["message"]
+    _, best = solve_direct(inst)
+    assert best is not None
+    optimum = objective(inst, best.flows)
+    assert objective(inst, allocation.flows) == pytest.approx(optimum, rel=1e-7)

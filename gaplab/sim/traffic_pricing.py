@@ -269,7 +269,7 @@ def run_pricing(
             "raise max_iter or use smaller steps (eta, gamma)"
         )
     if status != "converged":
-        logger.warning("pricing on %s: %s", instance.name, message)
+        _warn_once(instance, message)
     return PricingRun(
         flows=x,
         prices=prices,
@@ -286,6 +286,22 @@ def run_pricing(
         adjustments=adjustments,
         gap_reached_at=reached,
     )
+
+
+_WARNED: set[tuple[str, str]] = set()
+"""(instance name, message) pairs already logged at WARNING by this process."""
+
+
+def _warn_once(instance: Instance, message: str) -> None:
+    """Log a non-converged run at WARNING the first time, at INFO when the same run repeats.
+
+    ``gaplab run`` and ``compare`` run the same iteration for a heuristic row and again for
+    the convergence plot; one warning per instance and message is enough.
+    """
+    key = (instance.name, message)
+    level = logging.INFO if key in _WARNED else logging.WARNING
+    _WARNED.add(key)
+    logger.log(level, "pricing on %s: %s", instance.name, message)
 
 
 def _certified(instance: Instance, x: np.ndarray, prices: np.ndarray) -> bool:

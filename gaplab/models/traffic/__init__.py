@@ -112,7 +112,7 @@ def suite(quick: bool, data_dir: Path | None) -> list[SuiteInstance]:
 
 HEURISTIC_NAMES = (
     "pricing",
-    "pricing-adaptive",
+    "pricing-fixed",
     "pricing-windowed",
     "access-only",
     "proportional",

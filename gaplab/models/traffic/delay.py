@@ -34,6 +34,16 @@ class Allocation:
     def __post_init__(self) -> None:
         self.flows = np.asarray(self.flows, dtype=float)
 
+    @property
+    def status(self) -> str:
+        """How the method ended, ``info["status"]``: ``converged``, ``cycle`` or
+        ``iteration_limit`` for the pricing iterations, empty for one-shot rules.
+
+        It is a report, not a verdict: :func:`~gaplab.models.traffic.validate.validate` judges
+        feasibility alone, so a feasible split of a run that did not converge stays valid.
+        """
+        return str(self.info.get("status", ""))
+
     def loads(self) -> np.ndarray:
         return self.flows.sum(axis=0)
 

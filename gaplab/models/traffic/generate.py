@@ -90,10 +90,11 @@ def symmetric_instance(
 
 
 def throughput(node_capacity: np.ndarray, access_capacity: np.ndarray) -> float:
-    """Return the largest total rate the paths and nodes can carry, ``sum_j min(mu_j, sum_i mu_ij)``.
+    """Return the largest total rate the paths and nodes can carry.
 
-    With the source rates free, node ``j`` receives at most its own capacity and at most the sum
-    of its access paths, and every split below both bounds is reachable.
+    That is ``sum_j min(mu_j, sum_i mu_ij)``: with the source rates free, node ``j`` receives
+    at most its own capacity and at most the sum of its access paths, and every split below
+    both bounds is reachable.
     """
     return float(np.minimum(node_capacity, access_capacity.sum(axis=0)).sum())
 

@@ -398,12 +398,39 @@ def topology_instance(
         ) from error
 
 
+_DEMANDS_NAME = re.compile(r"^(?P<stem>.+?)(?:\.\d+)?\.demands$", re.IGNORECASE)
+
+
 def import_repetita(path: Path, **options: object) -> Instance:
-    """Import ``<Net>.graph`` with the ``<Net>.0000.demands`` file beside it when present."""
+    """Import a REPETITA network from its ``.graph`` file or from one of its ``.demands`` files.
+
+    Given ``<Net>.graph``, the ``<Net>.0000.demands`` file beside it is read when present.
+    Given ``<Net>.<k>.demands``, the ``<Net>.graph`` file beside it supplies the topology and
+    that demands file the rates.
+
+    Raises
+    ------
+    TopologyError
+        When a ``.demands`` file has no ``.graph`` file beside it, or a file is malformed.
+    """
     path = Path(path)
-    stem = path.name[: -len(".graph")] if path.name.endswith(".graph") else path.stem
-    demands = path.with_name(f"{stem}.0000.demands")
-    topology = read_repetita(path, demands if demands.is_file() else None)
+    match = _DEMANDS_NAME.match(path.name)
+    if match:
+        stem = match.group("stem")
+        graph = path.with_name(f"{stem}.graph")
+        if not graph.is_file():
+            raise TopologyError(
+                f"{path.name!r} holds only demands; the topology must come from {graph.name!r} "
+                f"in the same folder, which was not found. Put {graph.name!r} beside it or "
+                "pass the .graph file"
+            )
+        demands: Path | None = path
+    else:
+        stem = path.name[: -len(".graph")] if path.name.endswith(".graph") else path.stem
+        graph = path
+        beside = path.with_name(f"{stem}.0000.demands")
+        demands = beside if beside.is_file() else None
+    topology = read_repetita(graph, demands)
     topology.name = stem
     return topology_instance(topology, **options)  # type: ignore[arg-type]
 
@@ -414,18 +441,19 @@ def import_graphml(path: Path, **options: object) -> Instance:
 
 
 def import_network(path: Path, **options: object) -> Instance:
-    """Import a ``.graph`` (REPETITA) or ``.graphml`` (Topology Zoo) file by its suffix."""
+    """Import a ``.graph`` or ``.demands`` (REPETITA) or ``.graphml`` (Topology Zoo) file by its
+    suffix."""
     path = Path(path)
     if path.suffix.lower() == ".graphml":
         return import_graphml(path, **options)
-    if path.suffix.lower() == ".graph":
+    if path.suffix.lower() in (".graph", ".demands"):
         return import_repetita(path, **options)
     raise TopologyError(
-        f"cannot tell the format of {path.name!r}; expected a .graph (REPETITA) or .graphml "
-        "(Topology Zoo) file"
+        f"cannot tell the format of {path.name!r}; expected a .graph or .demands (REPETITA) or "
+        ".graphml (Topology Zoo) file"
     )
 
 
-IMPORTERS = {"graphml": import_graphml, "graph": import_repetita}
+IMPORTERS = {"graphml": import_graphml, "graph": import_repetita, "demands": import_repetita}
 """Importers by file suffix, for ``gaplab import traffic FILE``; ``graphml`` is listed first
 because the registry also matches a format name inside the file name."""

@@ -35,7 +35,7 @@ def _row(
     }
 
 
-SLOW_METHODS = ("pricing-adaptive", "pricing-windowed", "server-only")
+SLOW_METHODS = ("pricing-windowed", "server-only")
 """Heuristics that :func:`comparison_rows` leaves out when ``quick`` is set."""
 
 
@@ -48,7 +48,7 @@ def comparison_rows(
     """Tabulate total delay, mean delay and node utilizations of each method and the optimum.
 
     ``quick`` leaves out :data:`SLOW_METHODS`. ``runs`` maps heuristic names (``pricing``,
-    ``pricing-adaptive``) to finished pricing runs that supply their rows instead of new runs,
+    ``pricing-fixed``) to finished pricing runs that supply their rows instead of new runs,
     and ``optimum`` to an optimal split that saves the exact solve.
     """
     from gaplab.heuristics.traffic import HEURISTICS
@@ -117,8 +117,9 @@ def plot_convergence(
 def extras(instance: Instance, out_dir: Path | None, quick: bool) -> list[dict[str, Any]]:
     """Return the rows of :func:`comparison_rows` and write the convergence PNG of pricing.
 
-    When the default steps do not converge (and ``quick`` is off), the adaptive run is made
-    too and shown in the plot. When they converge, the adaptive run is the same run.
+    The fixed-step run (``pricing-fixed``) is made first. When it converges, the adaptive run
+    (``pricing``) is the same run, because steps are only halved on a detected cycle; otherwise
+    the adaptive run is made too and both are plotted.
     """
     _, best = solve_direct(instance)
     if best is None:
@@ -126,13 +127,13 @@ def extras(instance: Instance, out_dir: Path | None, quick: bool) -> list[dict[s
         return []
     optimum = objective(instance, best.flows)
     run = run_pricing(instance, reference=optimum, max_iter=1000 if quick else 4000)
-    runs = {"pricing": run}
-    plotted = {"steps 0.25 / 0.5": run}
+    runs = {"pricing-fixed": run}
+    plotted = {"fixed steps 0.25 / 0.5": run}
     if run.converged:
-        runs["pricing-adaptive"] = run
-    elif not quick:
+        runs["pricing"] = run
+    else:
         adaptive = run_pricing(instance, reference=optimum, adaptive=True)
-        runs["pricing-adaptive"] = adaptive
+        runs["pricing"] = adaptive
         plotted["adaptive steps"] = adaptive
     rows = comparison_rows(instance, quick, runs=runs, optimum=best)
     if out_dir is not None:
