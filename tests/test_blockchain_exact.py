@@ -9,13 +9,17 @@ import pytest
 
 from gaplab.heuristics import blockchain as heur
 from gaplab.models.blockchain import build_milp, exec_milp
+from gaplab.models.blockchain.ethereum import import_block
 from gaplab.models.blockchain.generate import generate
 from gaplab.models.blockchain.graph import bounds
 from gaplab.models.blockchain.instance import BlockInstance
+from gaplab.models.blockchain.spec import BUILD_HEURISTICS
 from gaplab.models.blockchain.validate import validate
-from gaplab.solvers.result import SolveOptions, Termination
+from gaplab.solvers.result import Result, SolutionStatus, SolveOptions, Termination
+from tests.conftest import require_data_file
 
 OPTIONS = SolveOptions(time_limit=20)
+BACKENDS = ["highs", "pulp:cbc"]
 
 
 def _core_labelings(k: int, p: int):
@@ -162,11 +166,134 @@ def test_plain_and_strengthened_agree_where_both_finish(seed):
     assert lower <= s_schedule.makespan(instance) <= heur.h1(instance).makespan(instance)
 
 
-def test_strengthened_exec_needs_no_solve_when_h1_meets_the_bound():
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_exec_bound_proof_reports_a_feasible_point(backend):
     instance = generate(0, n=40, cores=2, workload="homogeneous", hot_share=0.0)
-    result, schedule = exec_milp.solve_exec(instance, "highs", OPTIONS)
-    assert result.termination == Termination.OPTIMAL and result.backend == "none"
+    result, schedule = exec_milp.solve_exec(instance, backend, OPTIONS)
+    assert result.termination == Termination.OPTIMAL
+    assert result.solution_status == SolutionStatus.FEASIBLE_POINT
+    assert result.backend == backend
+    assert result.raw_status.startswith("proved by bound")
+    assert result.x is not None
+    assert result.max_violation is not None and result.max_violation <= 1e-6
+    assert result.objective == pytest.approx(20)
+    assert result.bound == pytest.approx(20)
+    assert schedule is not None
     assert schedule.makespan(instance) == 20
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("workload", ["homogeneous", "heterogeneous"])
+def test_build_bound_proof_reports_a_feasible_point(backend, workload):
+    budget = 4.0 if workload == "homogeneous" else 10.0**7
+    instance = generate(
+        0, n=6, cores=2, problem="block-build", workload=workload, hot_share=0.0, budget=budget
+    )
+    result, schedule = build_milp.solve_build(instance, backend, OPTIONS)
+    assert result.termination == Termination.OPTIMAL
+    assert result.solution_status == SolutionStatus.FEASIBLE_POINT
+    assert result.backend == backend
+    assert result.raw_status.startswith("proved by bound")
+    assert result.max_violation is not None and result.max_violation <= 1e-6
+    assert schedule is not None
+    assert result.objective == pytest.approx(schedule.reward(instance))
+
+
+START_CASES = [
+    (seed, workload) for seed in range(6) for workload in ("homogeneous", "heterogeneous")
+]
+
+
+@pytest.mark.parametrize("seed, workload", START_CASES)
+def test_heuristic_starts_are_feasible_points(seed, workload):
+    """The MIP start of every strengthened model satisfies it and has the heuristic's value."""
+    instance = generate(seed, n=12, cores=3, workload=workload, hot_share=0.4)
+    heuristic = exec_milp.warm_start(instance)
+    upper = heuristic.makespan(instance)
+    points = [
+        (
+            exec_milp.build_continuous(instance, strengthened=True, upper=upper),
+            exec_milp.continuous_start(instance, heuristic),
+        )
+    ]
+    if instance.unit:
+        model = exec_milp.build_rounds(instance, strengthened=True, upper=int(upper))
+        points.append((model, exec_milp.rounds_start(instance, heuristic)))
+    for model, values in points:
+        compiled = model.compile()
+        x = compiled.column_vector(values)
+        assert compiled.max_violation(x) <= 1e-9, model.name
+        assert compiled.objective_value(x) == pytest.approx(upper), model.name
+
+    budget = 3.0 if instance.unit else 60_000.0
+    build = generate(
+        seed, n=12, cores=3, workload=workload, problem="block-build", hot_share=0.4, budget=budget
+    )
+    heuristic = build_milp.warm_start(build)
+    reward = heuristic.reward(build)
+    points = [
+        (
+            build_milp.build_continuous(build, strengthened=True, lower=reward),
+            build_milp.continuous_start(build, heuristic),
+        )
+    ]
+    if build.unit:
+        model = build_milp.build_rounds(build, strengthened=True, lower=reward)
+        points.append((model, build_milp.rounds_start(build, heuristic)))
+    for model, values in points:
+        compiled = model.compile()
+        x = compiled.column_vector(values)
+        assert compiled.max_violation(x) <= 1e-6, model.name
+        assert compiled.objective_value(x) == pytest.approx(reward), model.name
+
+
+def _no_point(compiled, backend, **options):
+    return Result(compiled.name, backend, Termination.TIME_LIMIT, SolutionStatus.NO_SOLUTION)
+
+
+@pytest.mark.parametrize("problem", ["block-exec", "block-build"])
+def test_exact_returns_no_schedule_without_solver_point(problem, monkeypatch):
+    """A time-out without a point must not turn the warm start into the exact solution."""
+    if problem == "block-exec":
+        instance = generate(2, n=8, cores=2, hot_share=0.5)
+        heuristic = exec_milp.warm_start(instance).makespan(instance)
+        assert heuristic > bounds(instance).makespan_lower  # so the MILP must be solved
+        monkeypatch.setattr(exec_milp, "solve", _no_point)
+        result, schedule = exec_milp.solve_exec(instance, "highs", OPTIONS)
+    else:
+        instance = generate(2, n=8, cores=2, problem=problem, hot_share=0.5, budget=60_000.0)
+        monkeypatch.setattr(build_milp, "solve", _no_point)
+        result, schedule = build_milp.solve_build(instance, "highs", OPTIONS)
+    assert result.solution_status == SolutionStatus.NO_SOLUTION
+    assert schedule is None
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("problem", ["block-exec", "block-build"])
+def test_exact_keeps_the_requested_backend(backend, problem):
+    budget = None if problem == "block-exec" else 60_000.0
+    instance = generate(1, n=7, cores=2, problem=problem, hot_share=0.5, budget=budget)
+    solve = exec_milp.solve_exec if problem == "block-exec" else build_milp.solve_build
+    result, schedule = solve(instance, backend, OPTIONS)
+    assert result.backend == backend
+    assert result.termination == Termination.OPTIMAL
+    assert result.solution_status == SolutionStatus.FEASIBLE_POINT
+    assert schedule is not None and validate(instance, schedule) == []
+    evaluate = schedule.makespan if problem == "block-exec" else schedule.reward
+    assert result.objective == pytest.approx(evaluate(instance), rel=1e-6)
+
+
+@pytest.mark.data
+def test_real_block_exact_beats_every_heuristic(data_dir):
+    """HiGHS keeps the MIP start as its incumbent when it times out."""
+    path = require_data_file(data_dir, "blockchain/pevm_mainnet_19932148_block.json")
+    build = import_block(path, problem="block-build")
+    best = max(run(build).reward(build) for run in BUILD_HEURISTICS.values())
+    result, schedule = build_milp.solve_build(build, "highs", SolveOptions(time_limit=2))
+    assert result.solution_status == SolutionStatus.FEASIBLE_POINT
+    assert schedule is not None and validate(build, schedule) == []
+    assert schedule.reward(build) >= best
+    assert result.objective == pytest.approx(schedule.reward(build), rel=1e-6)
 
 
 def test_plain_lp_relaxation_ignores_cores():

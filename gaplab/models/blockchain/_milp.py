@@ -1,4 +1,4 @@
-"""Helpers shared by the blockchain MILPs: row picking, reachability, results without a solve."""
+"""Helpers shared by the blockchain MILPs: row picking, reachability, heuristic starts."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 import scipy.sparse as sp
 
-from gaplab.modeling import IndexSet, LinExpr, Model
+from gaplab.modeling import CompiledModel, IndexSet, LinExpr
 from gaplab.models.blockchain.graph import ConflictGraph
 from gaplab.solvers.result import Result, SolutionStatus, SolveOptions, Termination
 
@@ -67,17 +67,64 @@ def transitive_reduction(graph: ConflictGraph) -> tuple[np.ndarray, np.ndarray]:
     return graph.src[keep], graph.dst[keep]
 
 
-def result_without_solve(model: Model, value: float, bound: float, reason: str) -> Result:
-    """A Result for a model whose optimum is proved by a bound, so no solver was called."""
+START_TOLERANCE = 1e-6
+"""Largest row or bound violation (in model units) at which a heuristic point is still used."""
+
+
+def relabel_cores(core: np.ndarray) -> np.ndarray:
+    """Rename cores in order of first use by position, keeping -1 (not selected).
+
+    Transaction k then uses a core numbered at most k, as the symmetry cut x_ic = 0 for c > i
+    of the strengthened models requires. Cores are identical, so the schedule is unchanged.
+    """
+    core = np.asarray(core, dtype=np.int64)
+    out = np.full(core.size, -1, dtype=np.int64)
+    names: dict[int, int] = {}
+    for i, c in enumerate(core.tolist()):
+        if c >= 0:
+            out[i] = names.setdefault(c, len(names))
+    return out
+
+
+def checked_start(compiled: CompiledModel, values: dict[str, Any]) -> np.ndarray | None:
+    """Assemble the column vector of a heuristic point; ``None`` when it violates the model.
+
+    A violation means the point was assembled wrongly. It is logged, and the solve then runs
+    without a start instead of handing the solver an infeasible one.
+    """
+    x = compiled.column_vector(values)
+    violation = compiled.max_violation(x)
+    if violation > START_TOLERANCE:
+        logger.warning(
+            "heuristic start of %s violates the model by %.3g; solving without it",
+            compiled.name,
+            violation,
+        )
+        return None
+    return x
+
+
+def proved_by_bound(
+    compiled: CompiledModel, x: np.ndarray, value: float, bound: float, backend: str, reason: str
+) -> Result:
+    """A Result for a heuristic point whose value meets a proven bound, so no MILP was solved.
+
+    The point ``x`` is a feasible point of ``compiled`` (checked by :func:`checked_start`), so
+    the Result reports termination optimal with a feasible point. Its ``raw_status`` states
+    that the bound, not the solver, proved optimality. ``backend`` is the backend the caller
+    requested.
+    """
     return Result(
-        model_name=model.name,
-        backend="none",
+        model_name=compiled.name,
+        backend=backend,
         termination=Termination.OPTIMAL,
-        solution_status=SolutionStatus.NO_SOLUTION,
+        solution_status=SolutionStatus.FEASIBLE_POINT,
         objective=value,
         bound=bound,
-        raw_status="proved by bounds",
-        message=reason,
+        raw_status=f"proved by bound, no MILP solve: {reason}",
+        x=x,
+        max_violation=compiled.max_violation(x),
+        compiled=compiled,
     )
 
 
@@ -115,13 +162,18 @@ def group_sum(expr: LinExpr, owner: np.ndarray, over: IndexSet) -> LinExpr:
     return LinExpr(expr.model, (over,), (matrix @ expr.coef).tocsr(), matrix @ expr.const)
 
 
-def option_fields(options: SolveOptions) -> dict[str, Any]:
-    """The fields of ``options`` as keyword arguments of :func:`gaplab.solvers.solve`."""
+def option_fields(options: SolveOptions, start: np.ndarray | None = None) -> dict[str, Any]:
+    """Convert ``options`` to keyword arguments of :func:`gaplab.solvers.solve`.
+
+    ``start`` replaces ``options.warm_start`` because a start only fits the model it was built
+    for.
+    """
     return {
         "time_limit": options.time_limit,
         "mip_rel_gap": options.mip_rel_gap,
         "threads": options.threads,
         "verbose": options.verbose,
         "seed": options.seed,
+        "warm_start": start,
         "solver_options": dict(options.solver_options),
     }

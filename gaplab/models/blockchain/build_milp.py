@@ -13,9 +13,8 @@ The plain LP relaxation is the plain MILP with its integrality dropped; for p >=
 depend on p (design note, section 3.1), which is why the tighter bound exists.
 
 Strengthened MILPs add: symmetry cuts on identical cores, the rows of the tighter bound, v_i = 0
-when t_i > B, and the best heuristic reward (H2 or RG) as a lower bound on the objective. HiGHS
-gets no starting point through gaplab's backend, so the heuristic schedule is returned when the
-solver finds nothing better.
+when t_i > B, and the best heuristic reward (H2 or RG) as a lower bound on the objective. The
+same heuristic schedule is their MIP start (``SolveOptions.warm_start``).
 """
 
 from __future__ import annotations
@@ -29,12 +28,14 @@ from gaplab.heuristics import blockchain as heuristics
 from gaplab.modeling import CompiledModel, LinExpr, Model
 from gaplab.models.blockchain._milp import (
     TIME_SCALE,
+    checked_start,
     column_values,
     group_sum,
     non_conflicting_pairs,
     option_fields,
     pick,
-    result_without_solve,
+    proved_by_bound,
+    relabel_cores,
     usable,
 )
 from gaplab.models.blockchain.instance import BlockInstance
@@ -108,11 +109,7 @@ def build_continuous(
     m.subject_to("conflict_j_first", e_j - s_i - y_c * budget <= 0)
 
     # Non-conflicting pairs: disjoint only when on the same core.
-    pi, pj = non_conflicting_pairs(graph)
-    if strengthened:
-        # Two that cannot share a core within B never need the same-core rows.
-        both_fit = t[pi] + t[pj] <= budget + 1e-9
-        pi, pj = pi[both_fit], pj[both_fit]
+    pi, pj = _core_pairs(instance, strengthened)
     pair = m.index("pair", range(pi.size))
     y = m.binary("y", pair)
     z = m.binary("z", pair)
@@ -138,6 +135,49 @@ def build_continuous(
             m.subject_to("heuristic_floor", reward >= lower)
     m.maximize(reward)
     return m
+
+
+def _core_pairs(instance: BlockInstance, strengthened: bool) -> tuple[np.ndarray, np.ndarray]:
+    """Non-conflicting pairs that get same-core rows in MILP-C."""
+    assert instance.budget is not None
+    pi, pj = non_conflicting_pairs(instance.graph)
+    if strengthened:
+        # Two that cannot share a core within B never need the same-core rows.
+        scale = _scale(instance)
+        t = instance.times / scale
+        both_fit = t[pi] + t[pj] <= float(instance.budget) / scale + 1e-9
+        pi, pj = pi[both_fit], pj[both_fit]
+    return pi, pj
+
+
+def continuous_start(instance: BlockInstance, schedule: Schedule) -> dict[str, np.ndarray]:
+    """Column values of the strengthened MILP-C at ``schedule``, by variable block."""
+    n, p = instance.n, instance.cores
+    scale = _scale(instance)
+    selected = schedule.selected
+    core = relabel_cores(schedule.core)
+    # Unselected transactions sit at s = e = 0 in the model.
+    start = np.where(selected, schedule.start, 0.0)
+    end = np.where(selected, schedule.start + instance.times, 0.0)
+    x = np.zeros((n, p))
+    chosen = np.flatnonzero(selected)
+    x[chosen, core[chosen]] = 1.0
+    graph = instance.graph
+    pi, pj = _core_pairs(instance, strengthened=True)
+    same = selected[pi] & selected[pj] & (core[pi] == core[pj])
+    w = np.zeros((pi.size, p))
+    w[np.flatnonzero(same), core[pi[same]]] = 1.0
+    # y = 1 means i ends before j starts; with s = e = 0 this also suits unselected ones.
+    return {
+        "v": selected.astype(float),
+        "x": x.ravel(),
+        "start": start / scale,
+        "end": end / scale,
+        "y_conflict": (end[graph.src] <= start[graph.dst]).astype(float),
+        "y": (end[pi] <= start[pj]).astype(float),
+        "z": same.astype(float),
+        "w": w.ravel(),
+    }
 
 
 def _add_bound_rows(
@@ -217,6 +257,26 @@ def build_rounds(
     return m
 
 
+def rounds_start(instance: BlockInstance, schedule: Schedule) -> dict[str, np.ndarray] | None:
+    """Column values of the strengthened MILP-H at a unit-time ``schedule``, by variable block.
+
+    Rounds are interchangeable in problem (ii), so they are renumbered by decreasing size to
+    meet the symmetry cut. Returns ``None`` when a start is not a whole round within R.
+    """
+    rounds = np.where(schedule.selected, schedule.start + 1, 0.0)
+    whole = np.round(rounds)
+    if not np.allclose(rounds, whole) or whole.max(initial=0) > instance.rounds:
+        return None
+    rounds = whole.astype(np.int64)
+    counts = np.bincount(rounds, minlength=instance.rounds + 1)[1:]
+    order = np.argsort(-counts, kind="stable")  # order[k] = old round (from 0) of new round k
+    renumber = np.zeros(instance.rounds + 1, dtype=np.int64)
+    renumber[order + 1] = np.arange(1, instance.rounds + 1)
+    new_rounds = renumber[rounds]  # 0 stays 0, not selected
+    r_of = np.arange(1, instance.rounds + 1)
+    return {"x": (new_rounds[:, None] == r_of[None, :]).astype(float).ravel()}
+
+
 def _interpret_rounds(instance: BlockInstance, result: Result, method: str) -> Schedule | None:
     if not usable(result):
         return None
@@ -271,33 +331,56 @@ def solve_build(
     strengthened: bool = True,
     formulation: str = "auto",
 ) -> tuple[Result, Schedule | None]:
-    """Build, solve and interpret problem (ii); ``formulation`` is auto, continuous or rounds."""
+    """Build, solve and interpret problem (ii); ``formulation`` is auto, continuous or rounds.
+
+    The strengthened forms hand the best heuristic schedule to the backend as a MIP start
+    (HiGHS uses it, other backends ignore it). They also require a reward at least the
+    heuristic's, so any point the solver returns is at least as good. When the heuristic reward
+    meets the tighter LP bound, no MILP is solved: the Result is optimal, carries the heuristic
+    point and states this in ``raw_status``. The schedule returned is always the solver's (or
+    that proved point), so it is ``None`` when the solver found none.
+    """
     if formulation == "auto":
         formulation = "rounds" if instance.unit else "continuous"
     if formulation == "rounds" and not instance.unit:
         raise ValueError("the rounds formulation needs unit times (a homogeneous workload)")
     method = f"milp-{formulation}" + ("" if strengthened else "-plain")
-    heuristic = warm_start(instance) if strengthened else None
-    lower = heuristic.reward(instance) if heuristic is not None else None
     builder = build_rounds if formulation == "rounds" else build_continuous
-    model = builder(instance, strengthened=strengthened, lower=lower)
+    if not strengthened:
+        compiled = builder(instance, strengthened=False).compile()
+        return _solve_and_interpret(instance, compiled, backend, options, None, formulation, method)
 
-    if heuristic is not None and lower is not None:
+    heuristic = warm_start(instance)
+    lower = heuristic.reward(instance)
+    compiled = builder(instance, strengthened=True, lower=lower).compile()
+    if formulation == "rounds":
+        values = rounds_start(instance, heuristic)
+    else:
+        values = continuous_start(instance, heuristic)
+    start = None if values is None else checked_start(compiled, values)
+    if start is not None:
         bound = solve_lp_bound(instance, backend, options).objective
         if bound is not None and lower >= bound * (1 - 1e-9):
-            reason = "the heuristic reward meets the LP bound"
-            return result_without_solve(model, lower, bound, reason), _tag(heuristic, method)
+            reason = f"the {heuristic.method} reward meets the LP bound (solved with {backend})"
+            note = f"{heuristic.method} schedule, optimal because it meets the LP bound"
+            result = proved_by_bound(compiled, start, lower, bound, backend, reason)
+            return result, _tag(heuristic, method, note)
+    return _solve_and_interpret(instance, compiled, backend, options, start, formulation, method)
 
-    result = solve(model.compile(), backend, **option_fields(options))
+
+def _solve_and_interpret(
+    instance: BlockInstance,
+    compiled: CompiledModel,
+    backend: str,
+    options: SolveOptions,
+    start: np.ndarray | None,
+    formulation: str,
+    method: str,
+) -> tuple[Result, Schedule | None]:
+    result = solve(compiled, backend, **option_fields(options, start))
     if formulation == "rounds":
-        schedule = _interpret_rounds(instance, result, method)
-    else:
-        schedule = _interpret_continuous(instance, result, method)
-    if heuristic is not None and (
-        schedule is None or schedule.reward(instance) < heuristic.reward(instance)
-    ):
-        schedule = _tag(heuristic, method)
-    return result, schedule
+        return result, _interpret_rounds(instance, result, method)
+    return result, _interpret_continuous(instance, result, method)
 
 
 def solve_lp_relaxation(
@@ -321,6 +404,5 @@ def warm_start(instance: BlockInstance) -> Schedule:
     return max(candidates, key=lambda schedule: schedule.reward(instance))
 
 
-def _tag(schedule: Schedule, method: str) -> Schedule:
-    note = "warm start: the heuristic schedule, no better one was found"
+def _tag(schedule: Schedule, method: str, note: str) -> Schedule:
     return Schedule(schedule.core, schedule.start, method, info={"note": note})

@@ -18,9 +18,8 @@ Strengthened forms (design choices of the note, section 8):
 - valid lower-bound cuts: M >= max(CP, Wk/p, key chain), M >= the load of every core, and
   M >= e_i + (bottom level of i - t_i), i.e. a transaction's remaining chain must still fit.
 
-HiGHS takes no starting point through gaplab's backend, so the heuristic enters as an upper
-bound: when the solver finds nothing better, the heuristic schedule is returned (it is a valid
-incumbent of the same model), and when the heuristic meets the lower bound no solve is needed.
+The same heuristic schedule is the MIP start (``SolveOptions.warm_start``) of the strengthened
+forms; when it meets the lower bound, no solve is needed (see :func:`solve_exec`).
 """
 
 from __future__ import annotations
@@ -34,12 +33,14 @@ from gaplab.heuristics import blockchain as heuristics
 from gaplab.modeling import Model
 from gaplab.models.blockchain._milp import (
     TIME_SCALE,
+    checked_start,
     column_values,
     incomparable_pairs,
     non_conflicting_pairs,
     option_fields,
     pick,
-    result_without_solve,
+    proved_by_bound,
+    relabel_cores,
     transitive_reduction,
     usable,
 )
@@ -84,13 +85,8 @@ def build_continuous(
         if upper is None:
             raise ValueError("the strengthened MILP-C needs upper=, a known makespan")
         horizon = upper / scale
-        head = graph.top_level(t) - t  # earliest start with unlimited cores
-        tail = graph.bottom_level(t) - t  # work that must follow i
-        s_lo, e_hi = head, horizon - tail
-        pi, pj = incomparable_pairs(graph)
-        # Pairs whose windows cannot overlap are ordered already.
-        overlap = (s_lo[pj] < e_hi[pi]) & (s_lo[pi] < e_hi[pj])
-        pi, pj = pi[overlap], pj[overlap]
+        s_lo, e_hi, tail = _windows(instance, horizon)
+        pi, pj = _overlapping_pairs(instance, s_lo, e_hi)
         big_ij = e_hi[pi] - s_lo[pj]  # slack needed by "i before j" when it is switched off
         big_ji = e_hi[pj] - s_lo[pi]
         x_upper = (np.arange(p)[None, :] <= np.arange(n)[:, None]).astype(float)
@@ -137,6 +133,57 @@ def build_continuous(
         m.subject_to("remaining_chain", e - makespan <= -tail)
     m.minimize(makespan * scale)
     return m
+
+
+def _windows(instance: BlockInstance, horizon: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Earliest start, latest end and remaining chain of each transaction, in model units.
+
+    ``horizon`` is a known makespan in model units; ``tail`` is the work that must follow i.
+    """
+    t = instance.times / _scale(instance)
+    graph = instance.graph
+    head = graph.top_level(t) - t  # earliest start with unlimited cores
+    tail = graph.bottom_level(t) - t
+    return head, horizon - tail, tail
+
+
+def _overlapping_pairs(
+    instance: BlockInstance, s_lo: np.ndarray, e_hi: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Incomparable pairs whose windows overlap; the others are ordered already."""
+    pi, pj = incomparable_pairs(instance.graph)
+    overlap = (s_lo[pj] < e_hi[pi]) & (s_lo[pi] < e_hi[pj])
+    return pi[overlap], pj[overlap]
+
+
+def continuous_start(instance: BlockInstance, schedule: Schedule) -> dict[str, np.ndarray]:
+    """Column values of the strengthened MILP-C at ``schedule``, by variable block.
+
+    The model must have been built with ``upper=schedule.makespan(instance)``, so that the
+    schedule lies inside every window.
+    """
+    n, p = instance.n, instance.cores
+    scale = _scale(instance)
+    core = relabel_cores(schedule.core)
+    start = schedule.start
+    end = schedule.end(instance)
+    x = np.zeros((n, p))
+    x[np.arange(n), core] = 1.0
+    s_lo, e_hi, _ = _windows(instance, schedule.makespan(instance) / scale)
+    pi, pj = _overlapping_pairs(instance, s_lo, e_hi)
+    same = core[pi] == core[pj]
+    w = np.zeros((pi.size, p))
+    w[np.flatnonzero(same), core[pi[same]]] = 1.0
+    # y = 1 means i before j; it only binds on one core, where the intervals are disjoint.
+    return {
+        "x": x.ravel(),
+        "start": start / scale,
+        "end": end / scale,
+        "makespan": np.array([schedule.makespan(instance) / scale]),
+        "y": (end[pi] <= start[pj]).astype(float),
+        "z": same.astype(float),
+        "w": w.ravel(),
+    }
 
 
 def _interpret_continuous(instance: BlockInstance, result: Result, method: str) -> Schedule | None:
@@ -228,6 +275,25 @@ def build_rounds(instance: BlockInstance, *, strengthened: bool, upper: int | No
     return m
 
 
+def rounds_start(instance: BlockInstance, schedule: Schedule) -> dict[str, np.ndarray] | None:
+    """Column values of the strengthened MILP-H at a unit-time ``schedule``, by variable block.
+
+    The model must have been built with ``upper`` equal to the schedule's round count. Returns
+    ``None`` when a start time is not a whole round.
+    """
+    rounds = schedule.start + 1
+    if not np.allclose(rounds, np.round(rounds)):
+        return None
+    rounds = np.round(rounds).astype(np.int64)
+    horizon = int(rounds.max(initial=0))
+    r_of = np.arange(1, horizon + 1)
+    return {
+        "x": (rounds[:, None] == r_of[None, :]).astype(float).ravel(),
+        "used": np.ones(horizon),
+        "done_by": (rounds[:, None] <= r_of[None, :]).astype(float).ravel(),
+    }
+
+
 def _interpret_rounds(instance: BlockInstance, result: Result, method: str) -> Schedule | None:
     if not usable(result):
         return None
@@ -253,7 +319,14 @@ def solve_exec(
 ) -> tuple[Result, Schedule | None]:
     """Build, solve and interpret problem (i); ``formulation`` is auto, continuous or rounds.
 
-    ``auto`` picks MILP-H for a homogeneous workload and MILP-C otherwise.
+    ``auto`` picks MILP-H for a homogeneous workload and MILP-C otherwise. The strengthened
+    forms hand the best heuristic schedule to the backend as a MIP start (HiGHS uses it, other
+    backends ignore it) and bound the makespan by it, so any point the solver returns is at
+    least as good. When that schedule meets the lower bound max(CP, Wk/p, key chain), no MILP
+    is solved: the Result is optimal, carries the heuristic point and states this in
+    ``raw_status``. The schedule returned is always the solver's (or that proved point), never
+    a heuristic substituted for a missing solver point, so it is ``None`` when the solver found
+    none.
     """
     if formulation == "auto":
         formulation = "rounds" if instance.unit else "continuous"
@@ -261,34 +334,36 @@ def solve_exec(
         raise ValueError("the rounds formulation needs unit times (a homogeneous workload)")
     method = f"milp-{formulation}" + ("" if strengthened else "-plain")
 
-    heuristic: Schedule | None = None
+    start: np.ndarray | None = None
     if strengthened:
         heuristic = warm_start(instance)
         upper = heuristic.makespan(instance)
         lower = bounds(instance).makespan_lower
+        values: dict[str, np.ndarray] | None
         if formulation == "rounds":
             model = build_rounds(instance, strengthened=True, upper=int(round(upper)))
+            values = rounds_start(instance, heuristic)
         else:
             model = build_continuous(instance, strengthened=True, upper=upper)
-        if upper <= lower + 1e-9 * max(1.0, upper):
-            reason = "the heuristic schedule meets the lower bound max(CP, Wk/p, key chain)"
-            result = result_without_solve(model, upper, lower, reason)
-            return result, _tag(heuristic, method, "heuristic meets the lower bound")
+            values = continuous_start(instance, heuristic)
+        compiled = model.compile()
+        start = None if values is None else checked_start(compiled, values)
+        if start is not None and upper <= lower + 1e-9 * max(1.0, upper):
+            reason = (
+                f"the {heuristic.method} schedule meets the lower bound max(CP, Wk/p, key chain)"
+            )
+            result = proved_by_bound(compiled, start, upper, lower, backend, reason)
+            note = f"{heuristic.method} schedule, optimal because it meets the lower bound"
+            return result, _tag(heuristic, method, note)
     elif formulation == "rounds":
-        model = build_rounds(instance, strengthened=False)
+        compiled = build_rounds(instance, strengthened=False).compile()
     else:
-        model = build_continuous(instance, strengthened=False)
+        compiled = build_continuous(instance, strengthened=False).compile()
 
-    result = solve(model.compile(), backend, **option_fields(options))
+    result = solve(compiled, backend, **option_fields(options, start))
     if formulation == "rounds":
-        schedule = _interpret_rounds(instance, result, method)
-    else:
-        schedule = _interpret_continuous(instance, result, method)
-    if heuristic is not None and (
-        schedule is None or schedule.makespan(instance) > heuristic.makespan(instance)
-    ):
-        schedule = _tag(heuristic, method, "warm start: the solver found nothing better")
-    return result, schedule
+        return result, _interpret_rounds(instance, result, method)
+    return result, _interpret_continuous(instance, result, method)
 
 
 def warm_start(instance: BlockInstance) -> Schedule:
