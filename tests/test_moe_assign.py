@@ -16,9 +16,16 @@ from gaplab.heuristics.moe_assign import (
     greedy,
     greedy_assign,
     greedy_ratio,
+    lp_round,
 )
 from gaplab.models.moe_assign.bounds import brute_force, lp_bound, lp_relaxation
-from gaplab.models.moe_assign.build import build, runs_highs, solve_lp_round, solve_milp
+from gaplab.models.moe_assign.build import (
+    build,
+    runs_highs,
+    solve_brute_force,
+    solve_lp_relaxation,
+    solve_milp,
+)
 from gaplab.models.moe_assign.hardware import SHAPES, cost_model
 from gaplab.models.moe_assign.instance import Instance
 from gaplab.models.moe_assign.suite import SHIPPED_DIR
@@ -205,12 +212,13 @@ def test_milp_equals_brute_force(inst: Instance) -> None:
 @settings(max_examples=60, deadline=None)
 @given(layers(max_experts=12))
 def test_sorted_lp_matches_highs_lp(inst: Instance) -> None:
-    result, rounded = solve_lp_round(inst)
+    result = solve_lp_relaxation(inst)
     assert result.bound is not None
     assert lp_bound(inst) * 1e3 == pytest.approx(result.bound, rel=1e-7, abs=1e-9)
-    assert rounded is not None
+    rounded = lp_round(inst)
     assert validate(inst, rounded) == []
-    assert result.objective == pytest.approx(evaluate(inst, rounded))
+    assert rounded.lower_bound == pytest.approx(result.bound)
+    assert evaluate(inst, rounded) >= result.bound * (1 - 1e-9) - 1e-9
 
 
 @settings(max_examples=100, deadline=None)
@@ -449,3 +457,25 @@ def test_highs_gap_only_for_highs() -> None:
         assert runs_highs(backend), backend
     for backend in ("pulp:cbc", "pyomo:cbc", "pyomo:scip", "cvxpy:SCIP", "pyomo:gurobi"):
         assert not runs_highs(backend), backend
+
+
+def test_brute_force_variant_small_layer() -> None:
+    inst = mixtral_layer(slot_limit=1)
+    result, solution = solve_brute_force(inst)
+    assert result.termination.value == "optimal"
+    assert result.backend == "brute-force"
+    assert solution is not None
+    assert validate(inst, solution) == []
+    assert result.max_violation == pytest.approx(0.0, abs=1e-9)
+    milp, _ = solve_milp(inst)
+    assert result.objective == pytest.approx(milp.objective, rel=1e-9)
+    assert evaluate(inst, solution) == pytest.approx(result.objective, rel=1e-12)
+
+
+def test_brute_force_variant_declines_large_layer() -> None:
+    inst = Instance.from_json(SHIPPED_DIR / "qwen3-30b-a3b-decode-b32.json")
+    result, solution = solve_brute_force(inst)
+    assert solution is None
+    assert result.termination.value == "other"
+    assert result.solution_status.value == "no_solution"
+    assert "use the milp variant" in result.message

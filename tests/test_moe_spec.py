@@ -19,8 +19,9 @@ def spec():
 def test_spec_registered(spec) -> None:
     assert spec.sense == "min"
     assert spec.exact_default == "milp"
-    assert set(spec.exact) == {"milp", "lp-round"}
+    assert set(spec.exact) == {"milp", "brute-force"}
     assert "greedy" in spec.heuristics
+    assert "lp-round" in spec.heuristics
 
 
 def test_spec_generate_dump_load(spec, tmp_path) -> None:
@@ -41,9 +42,28 @@ def test_spec_exact_and_heuristic_outcomes(spec) -> None:
     greedy = run_heuristic(spec, inst, "medium", "greedy")
     assert greedy.valid
     assert greedy.objective >= exact.objective * (1 - 1e-9)
-    rounded = run_exact(spec, inst, "medium", "lp-round", "highs", SolveOptions())
+    rounded = run_heuristic(spec, inst, "medium", "lp-round")
+    assert rounded.kind == "heuristic"
     assert rounded.valid
-    assert rounded.bound <= exact.objective * (1 + 1e-9)
+    assert rounded.objective >= exact.objective * (1 - 1e-9)
+    assert rounded.solution.lower_bound <= exact.objective * (1 + 1e-9)
+
+
+def test_compare_lists_lp_round_as_heuristic(spec) -> None:
+    from gaplab.experiments.compare import compare_instance
+
+    inst = Instance.from_json(SHIPPED_DIR / "mixtral-8x7b-decode-b16-slots1.json")
+    inst = inst.replace(meta={**inst.meta, "extras": "instance"})
+    rows = compare_instance(spec, "mixtral", inst, "highs", SolveOptions(time_limit=10))
+    by_method = {row["method"]: row for row in rows}
+    assert by_method["lp-round"]["kind"] == "heuristic"
+    assert "exact:lp-round" not in by_method
+    milp = by_method["exact:milp"]
+    brute = by_method["exact:brute-force"]
+    assert brute["status"] == "optimal"
+    assert brute["objective"] == pytest.approx(milp["objective"], rel=1e-9)
+    assert by_method["lp-round"]["ratio"] >= 1 - 1e-9
+    assert by_method["extras:assignment"]["bound"] <= milp["objective"] * (1 + 1e-9)
 
 
 def test_shipped_files_match_generator() -> None:

@@ -7,10 +7,21 @@ is the one a runtime would call once per layer and step, so its core,
 
 from __future__ import annotations
 
+import itertools
+import logging
+
 import numpy as np
 
 from gaplab.models.moe_assign.instance import Instance
-from gaplab.models.moe_assign.validate import Assignment
+from gaplab.models.moe_assign.validate import Assignment, layer_time
+
+logger = logging.getLogger(__name__)
+
+FRACTIONAL_TOLERANCE = 1e-6
+"""LP values within this of 0 or 1 count as integral when rounding."""
+
+MAX_ENUMERATED = 12
+"""Maximum number of fractional LP entries whose roundings :func:`round_fractional` enumerates."""
 
 KEYS = ("difference", "ratio")
 STOPS = ("best_prefix", "first_crossing")
@@ -183,6 +194,56 @@ def static_breakeven(instance: Instance) -> Assignment:
     return Assignment.of(instance, on_gpu, "static")
 
 
+def round_fractional(instance: Instance, x: np.ndarray) -> np.ndarray:
+    """Return the best 0-1 vector obtained by rounding the fractional entries of ``x``.
+
+    Entries within :data:`FRACTIONAL_TOLERANCE` of 0 or 1 are fixed. Up to
+    :data:`MAX_ENUMERATED` fractional entries are enumerated (a basic LP solution of this
+    program has at most three), and the best rounding within the slot limit is kept. More
+    fractional entries are rounded at 0.5.
+    """
+    base = x > 0.5
+    fractional = np.flatnonzero((x > FRACTIONAL_TOLERANCE) & (x < 1 - FRACTIONAL_TOLERANCE))
+    if len(fractional) > MAX_ENUMERATED:
+        logger.warning("LP point has %d fractional entries; rounding at 0.5", len(fractional))
+        return base
+    best, best_time = None, np.inf
+    for bits in itertools.product((False, True), repeat=len(fractional)):
+        candidate = base.copy()
+        candidate[fractional] = bits
+        copies = int(np.count_nonzero(candidate & instance.uncached))
+        if instance.slot_limit is not None and copies > instance.slot_limit:
+            continue
+        value = layer_time(instance, candidate)
+        if value < best_time:
+            best, best_time = candidate, value
+    if best is None:
+        # Every rounding up breaks the slot limit; rounding all fractional entries down never
+        # adds copies, so it stays feasible.
+        best = x >= 1 - FRACTIONAL_TOLERANCE
+    return best
+
+
+def lp_round(instance: Instance) -> Assignment:
+    """Solve the LP relaxation with HiGHS and round its fractional decisions.
+
+    A heuristic, not an exact method: the rounded schedule can be slower than the optimum.
+    The LP value, a lower bound on the optimal layer time in milliseconds, is kept as the
+    Assignment's ``lower_bound``. Raises RuntimeError when the LP solve finds no point.
+    """
+    from gaplab.models.moe_assign.build import solve_lp_relaxation
+
+    result = solve_lp_relaxation(instance)
+    values = result.value("x")
+    if values is None:
+        raise RuntimeError(
+            f"the LP relaxation of layer {instance.name!r} ended with "
+            f"{result.termination.value!r} and returned no point to round"
+        )
+    rounded = round_fractional(instance, np.asarray(values, dtype=float))
+    return Assignment.of(instance, rounded, "lp-round", lower_bound=result.bound)
+
+
 HEURISTICS = {
     "greedy": greedy,
     "greedy-ratio": greedy_ratio,
@@ -190,5 +251,6 @@ HEURISTICS = {
     "static": static_breakeven,
     "cached-gpu": cached_gpu,
     "all-cpu": all_cpu,
+    "lp-round": lp_round,
 }
 """Heuristics by the names the command line uses."""

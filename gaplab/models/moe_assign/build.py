@@ -1,4 +1,5 @@
-"""The exact per-layer 0-1 program, its LP relaxation, and the mapping back to an Assignment.
+"""The exact per-layer 0-1 program, its LP relaxation, brute force for small layers, and the
+mapping back to an Assignment.
 
 With ``x_e = 1`` running expert ``e`` on the GPU::
 
@@ -14,20 +15,18 @@ This is two-machine unrelated makespan (R2||Cmax), NP-hard, but small per layer.
 
 from __future__ import annotations
 
-import itertools
 import logging
+import time
 
 import numpy as np
 
 from gaplab.modeling import Model
+from gaplab.models.moe_assign.bounds import BRUTE_FORCE_MAX_EXPERTS, brute_force
 from gaplab.models.moe_assign.instance import Instance
-from gaplab.models.moe_assign.validate import MS_PER_S, Assignment, layer_time
-from gaplab.solvers import Result, SolveOptions, solve
+from gaplab.models.moe_assign.validate import MS_PER_S, Assignment
+from gaplab.solvers import Result, SolutionStatus, SolveOptions, Termination, solve
 
 logger = logging.getLogger(__name__)
-
-FRACTIONAL_TOLERANCE = 1e-6
-"""LP values within this of 0 or 1 count as integral when rounding."""
 
 
 def build(instance: Instance, *, relax: bool = False) -> Model:
@@ -93,56 +92,78 @@ def solve_milp(
     return result, solution
 
 
-def solve_lp_round(
+def solve_lp_relaxation(
     instance: Instance, backend: str = "highs", options: SolveOptions | None = None
-) -> tuple[Result, Assignment | None]:
-    """Solve the LP relaxation and round its fractional decisions to the best 0-1 point.
+) -> Result:
+    """Solve the LP relaxation, with ``x`` continuous in [0, 1].
 
-    The Result's bound is the LP value ``z_LP`` (milliseconds), a lower bound on the
-    optimum, and its objective the layer time of the rounded point. Rounding tries both
-    values of every fractional decision (a basic LP solution of this program has at most
-    three) and keeps the best one within the slot limit.
+    The Result's objective is the LP value ``z_LP`` in milliseconds, a lower bound on the
+    optimal layer time, and it is also stored as the Result's bound. Its ``x`` values may be
+    fractional; :func:`gaplab.heuristics.moe_assign.lp_round` rounds them to a schedule.
     """
     options = options or SolveOptions()
     compiled = build(instance, relax=True).compile()
     result = solve(compiled, backend, **_option_fields(options, backend))
     result.compiled = result.compiled or compiled
-    values = result.value("x")
-    if values is None:
-        return result, None
-    x = np.asarray(values, dtype=float)
-    rounded = round_fractional(instance, x)
-    result.bound = result.objective
-    result.objective = layer_time(instance, rounded) * MS_PER_S
-    return result, Assignment.of(instance, rounded, "lp-round")
+    if result.objective is not None and result.termination.value == "optimal":
+        result.bound = result.objective
+    return result
 
 
-def round_fractional(instance: Instance, x: np.ndarray) -> np.ndarray:
-    """Return the best 0-1 vector obtained by rounding the fractional entries of ``x``.
+BRUTE_FORCE_BACKEND = "brute-force"
+"""Backend name reported by :func:`solve_brute_force`, which calls no solver."""
 
-    Entries within :data:`FRACTIONAL_TOLERANCE` of 0 or 1 are fixed; up to 12 fractional
-    entries are enumerated, more are rounded at 0.5.
+
+def solve_brute_force(
+    instance: Instance, backend: str = "highs", options: SolveOptions | None = None
+) -> tuple[Result, Assignment | None]:
+    """Enumerate every schedule of a small layer (exact variant ``brute-force``).
+
+    Applies up to :data:`~gaplab.models.moe_assign.bounds.BRUTE_FORCE_MAX_EXPERTS` experts.
+    Larger layers get a Result with termination ``other``, no point and a message naming
+    the ``milp`` variant, so a comparison run records the variant as not applied instead of
+    failing. ``backend`` and ``options`` are ignored, because no solver runs.
+
+    NOTE: the time limit is not enforced. A layer of 22 experts took about 1 s on one core.
     """
-    base = x > 0.5
-    fractional = np.flatnonzero((x > FRACTIONAL_TOLERANCE) & (x < 1 - FRACTIONAL_TOLERANCE))
-    if len(fractional) > 12:
-        logger.warning("LP point has %d fractional entries; rounding at 0.5", len(fractional))
-        return base
-    best, best_time = None, np.inf
-    for bits in itertools.product((False, True), repeat=len(fractional)):
-        candidate = base.copy()
-        candidate[fractional] = bits
-        copies = int(np.count_nonzero(candidate & instance.uncached))
-        if instance.slot_limit is not None and copies > instance.slot_limit:
-            continue
-        value = layer_time(instance, candidate)
-        if value < best_time:
-            best, best_time = candidate, value
-    if best is None:
-        # Every rounding up breaks the slot limit; rounding all fractional entries down never
-        # adds copies, so it stays feasible.
-        best = x >= 1 - FRACTIONAL_TOLERANCE
-    return best
+    del backend, options
+    compiled = build(instance).compile()
+    if instance.n > BRUTE_FORCE_MAX_EXPERTS:
+        message = (
+            f"brute force enumerates at most {BRUTE_FORCE_MAX_EXPERTS} experts and layer "
+            f"{instance.name!r} has {instance.n}, so use the milp variant"
+        )
+        return (
+            Result(
+                model_name=compiled.name,
+                backend=BRUTE_FORCE_BACKEND,
+                termination=Termination.OTHER,
+                solution_status=SolutionStatus.NO_SOLUTION,
+                raw_status="not applied: too many experts",
+                message=message,
+                compiled=compiled,
+            ),
+            None,
+        )
+    started = time.perf_counter()
+    seconds, assignment = brute_force(instance)
+    elapsed = time.perf_counter() - started
+    milliseconds = seconds * MS_PER_S
+    x = compiled.column_vector({"x": assignment.on_gpu.astype(float), "z": milliseconds})
+    result = Result(
+        model_name=compiled.name,
+        backend=BRUTE_FORCE_BACKEND,
+        termination=Termination.OPTIMAL,
+        solution_status=SolutionStatus.FEASIBLE_POINT,
+        objective=milliseconds,
+        bound=milliseconds,
+        solve_seconds=elapsed,
+        raw_status=f"enumerated 2**{instance.n} schedules",
+        x=x,
+        max_violation=compiled.max_violation(x),
+        compiled=compiled,
+    )
+    return result, Assignment.of(instance, assignment.on_gpu, "brute-force")
 
 
 EXACT_REL_GAP = 1e-9

@@ -23,11 +23,21 @@ class Assignment:
     on_gpu: np.ndarray
     """``x_e``: True runs the expert on the GPU (copying it first unless cached)."""
     method: str = ""
+    lower_bound: float | None = None
+    """Lower bound on the optimal layer time (ms) that the method proved, such as the LP
+    relaxation value of ``lp-round``, or ``None``."""
 
     @classmethod
-    def of(cls, instance: Instance, on_gpu: ArrayLike, method: str = "") -> Assignment:
+    def of(
+        cls,
+        instance: Instance,
+        on_gpu: ArrayLike,
+        method: str = "",
+        lower_bound: float | None = None,
+    ) -> Assignment:
         """Wrap a 0-1 vector over ``instance``'s experts."""
-        return cls(np.asarray(instance.experts), np.asarray(on_gpu, dtype=bool), method)
+        experts = np.asarray(instance.experts)
+        return cls(experts, np.asarray(on_gpu, dtype=bool), method, lower_bound)
 
     def gpu_set(self) -> list[int]:
         """Ids of the experts placed on the GPU."""
@@ -38,8 +48,11 @@ class Assignment:
         return [int(e) for e in self.experts[~np.asarray(self.on_gpu, dtype=bool)]]
 
     def to_json(self) -> dict[str, Any]:
-        """Return the two expert sets as plain JSON values."""
-        return {"method": self.method, "gpu": self.gpu_set(), "cpu": self.cpu_set()}
+        """Return the two expert sets, and the lower bound when there is one, as JSON values."""
+        data: dict[str, Any] = {"method": self.method, "gpu": self.gpu_set(), "cpu": self.cpu_set()}
+        if self.lower_bound is not None:
+            data["lower_bound"] = self.lower_bound
+        return data
 
 
 def loads(instance: Instance, on_gpu: ArrayLike) -> tuple[float, float]:
