@@ -207,7 +207,8 @@ def run_heuristic(spec: ModelSpec, instance: Any, instance_name: str, name: str)
         bound=None,
         seconds=seconds,
         valid=None,
-        status="heuristic",
+        # A heuristic may say how it ended (for example an iteration that did not converge).
+        status=str(getattr(solution, "status", "") or "heuristic"),
         solution=solution,
     )
     _judge(spec, instance, outcome)
