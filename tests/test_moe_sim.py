@@ -197,6 +197,28 @@ def test_cache_replay_is_reproducible(deepseek_trace) -> None:
     assert first.loads == again.loads
 
 
+def test_cache_replay_counts_ceiling(deepseek_trace) -> None:
+    capacity = 16
+    initial = popular_initial(deepseek_trace.popularity, capacity)
+    for name in ("warc", "lru", "lfu", "score"):
+        stats = replay_cache(deepseek_trace, make_policy(name, 27, 64, capacity, initial))
+        assert stats.hits <= stats.max_hits, name
+        assert stats.hit_rate <= stats.max_hit_rate, name
+        assert stats.replacements >= stats.loads, name
+    lru = replay_cache(deepseek_trace, make_policy("lru", 27, 64, capacity, initial))
+    assert lru.loads == 0
+    assert lru.replacements > 0
+
+
+def test_cache_ceiling_when_all_active() -> None:
+    trace = generate_trace("mixtral-8x7b", seed=5, batch=64, prompt_tokens=0, decode_steps=4)
+    assert (trace.workload > 0).all()
+    stats = replay_cache(trace, make_policy("lru", 32, 8, 2))
+    assert stats.max_hit_rate == pytest.approx(2 / 8)
+    assert stats.hit_rate == pytest.approx(2 / 8)
+    assert stats.replacements == 0
+
+
 def test_cache_rejects_bad_capacity() -> None:
     with pytest.raises(ValueError, match="capacity"):
         make_policy("lru", 2, 8, 9)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from gaplab.models.moe_assign.extras import CEILING_MARGIN, HitRates
 from gaplab.models.moe_assign.instance import Instance
 from gaplab.models.moe_assign.suite import SHIPPED, SHIPPED_DIR
 from gaplab.models.registry import get_model, run_exact, run_heuristic
@@ -109,6 +110,27 @@ def test_extras_rows_and_plot(spec, tmp_path) -> None:
     replays = [row for row in rows if row["method"].startswith("extras:replay")]
     assert replays[0]["speedup_over_naive"] == pytest.approx(1.0)
     assert (tmp_path / "moe-assign-hit-rates-deepseek-v2-lite-b8.png").is_file()
+
+
+def test_hit_rate_plot_explains_equal_bars(spec, tmp_path) -> None:
+    inst = Instance.generate(seed=2, shape="mixtral-8x7b", batch=8)
+    rows = spec.extras(inst, tmp_path, True)
+    cache_rows = [row for row in rows if row["method"].startswith("extras:cache:")]
+    rates = [row["hit_rate"] for row in cache_rows]
+    assert max(rates) - min(rates) <= CEILING_MARGIN
+    for row in cache_rows:
+        assert row["max_hit_rate"] - row["hit_rate"] <= CEILING_MARGIN
+        assert "more than the 2 cached" in row["note"]
+    assert (tmp_path / "moe-assign-hit-rates-mixtral-8x7b-b8.png").is_file()
+
+
+def test_hit_rate_note_empty_when_policies_differ() -> None:
+    spread = HitRates({"warc": 0.50, "lru": 0.55}, 0.63, 16, 64, 25.0)
+    assert spread.note() == ""
+    full = HitRates({"warc": 1.0, "lru": 1.0}, 1.0, 8, 8, 6.0)
+    assert "All 8 experts fit in the cache" in full.note()
+    covered = HitRates({"warc": 0.995, "lru": 1.0}, 1.0, 4, 8, 2.0)
+    assert "already hold the active ones" in covered.note()
 
 
 def test_extras_instance_only(spec) -> None:

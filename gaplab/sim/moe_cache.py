@@ -287,6 +287,11 @@ class CacheReplay:
     misses: int = 0
     loads: int = 0
     """Experts the cache brought in (each one expert-sized PCIe copy)."""
+    replacements: int = 0
+    """Residents replaced, by admitted misses and by window swaps alike."""
+    max_hits: int = 0
+    """Hits of a cache that always held the active experts: ``min(capacity, active)`` summed
+    over the replayed layers and steps, the ceiling of every policy of this capacity."""
     expert_bytes: float = 0.0
     step_hit_rate: list[float] = field(default_factory=list)
     sizes_constant: bool = True
@@ -298,6 +303,11 @@ class CacheReplay:
     @property
     def hit_rate(self) -> float:
         return self.hits / self.routed_events if self.routed_events else 0.0
+
+    @property
+    def max_hit_rate(self) -> float:
+        """Hit rate of :attr:`max_hits`, which no policy of this capacity exceeds."""
+        return self.max_hits / self.routed_events if self.routed_events else 0.0
 
     @property
     def pcie_bytes(self) -> float:
@@ -317,8 +327,8 @@ def replay_cache(
 
     Every miss is copied to the GPU for the step and offered to the cache. Caches reset at
     the start of each batch of sequences. ``loads`` counts experts a policy brought in that
-    were not misses of that step (window swaps). Prefill steps are counted and observed
-    unless ``include_prefill`` is False.
+    were not misses of that step (window swaps), and ``replacements`` every resident replaced.
+    Prefill steps are counted and observed unless ``include_prefill`` is False.
     """
     stats = CacheReplay(policy.name, expert_bytes=expert_bytes)
     previous_sequence = None
@@ -337,8 +347,11 @@ def replay_cache(
             hits += layer_hits
             misses += int(np.count_nonzero(active)) - layer_hits
             missed = active & ~resident
+            before = resident.copy()
             loaded = policy.observe(layer, workload, missed)
             stats.loads += int(np.count_nonzero(loaded & ~missed))
+            stats.replacements += int(np.count_nonzero(before & ~policy.resident[layer]))
+            stats.max_hits += min(policy.capacity, int(np.count_nonzero(active)))
             if int(policy.resident[layer].sum()) != policy.capacity:
                 stats.sizes_constant = False
         stats.hits += hits

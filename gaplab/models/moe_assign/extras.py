@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 import statistics
 import time
+from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -104,10 +105,57 @@ def instance_rows(instance: Instance, quick: bool) -> list[dict[str, Any]]:
     return [row]
 
 
+CEILING_MARGIN = 0.01
+"""Hit-rate distance from the ceiling within which policies count as indistinguishable."""
+
+
+@dataclass(frozen=True)
+class HitRates:
+    """Decode hit rates of the cache policies on one trace, and what bounds them."""
+
+    rates: dict[str, float]
+    """Hit rate per cache policy."""
+    max_rate: float
+    """Hit rate of a cache that always held the active experts, the ceiling of every policy."""
+    capacity: int
+    """Resident experts per layer."""
+    experts: int
+    """Routed experts per layer."""
+    mean_active: float
+    """Mean number of active experts per layer and decode step."""
+
+    def note(self) -> str:
+        """Explain why the policies cannot differ, or return "" when they can.
+
+        The policies cannot differ when every one is within :data:`CEILING_MARGIN` of
+        :attr:`max_rate`: the cache then contains active experts only, in almost every layer and
+        step, so no replacement rule changes the hit rate.
+        """
+        if not self.rates or self.max_rate - min(self.rates.values()) > CEILING_MARGIN:
+            return ""
+        if self.capacity >= self.experts:
+            return f"All {self.experts} experts fit in the cache, so every policy hits always."
+        if self.mean_active > self.capacity:
+            reason = (
+                f"{self.mean_active:.1f} of {self.experts} experts are active per layer and "
+                f"step on average, more than the {self.capacity} cached,\nso almost every "
+                "resident is hit in every step whatever the policy."
+            )
+        else:
+            reason = (
+                f"the {self.capacity} cached experts already hold the active ones in almost "
+                "every layer and step,\nso no replacement rule can raise the hit rate."
+            )
+        return (
+            f"Every policy is within {CEILING_MARGIN:.0%} of the best possible rate "
+            f"{self.max_rate:.3f}:\n{reason}"
+        )
+
+
 @lru_cache(maxsize=16)
 def _shape_analysis(
     shape: str, batch: int, quick: bool, popularity: tuple[tuple[float, ...], ...] | None
-) -> tuple[list[dict[str, Any]], dict[str, float]]:
+) -> tuple[list[dict[str, Any]], HitRates]:
     """Trace replays for one shape and batch; memoized because many instances share them."""
     trace = generate_trace(
         shape,
@@ -121,20 +169,30 @@ def _shape_analysis(
     initial = popular_initial(trace.popularity, capacity)
     rows: list[dict[str, Any]] = []
     hit_rates: dict[str, float] = {}
+    max_rate = 0.0
     for name, options in CACHE_POLICIES.items():
         policy = make_policy(name, trace.layers, trace.num_experts, capacity, initial, **options)
         replay = replay_cache(trace, policy, include_prefill=False)
         hit_rates[name] = replay.hit_rate
+        max_rate = replay.max_hit_rate
         rows.append(
             {
                 "method": f"extras:cache:{name}",
                 "shape": shape,
                 "batch": batch,
                 "hit_rate": replay.hit_rate,
+                "max_hit_rate": replay.max_hit_rate,
                 "cache_loads": replay.loads,
+                "cache_replacements": replay.replacements,
                 "routed_events": replay.routed_events,
             }
         )
+    decode = trace.phase == "decode"
+    mean_active = float((trace.workload[decode] > 0).sum(axis=-1).mean()) if decode.any() else 0.0
+    summary = HitRates(hit_rates, max_rate, capacity, trace.num_experts, mean_active)
+    note = summary.note()
+    for cache_row in rows:
+        cache_row["note"] = note
     for predictor in ("plain", "residual"):
         rows.append(
             {
@@ -155,27 +213,46 @@ def _shape_analysis(
         row["batch"] = batch
         row["speedup_over_naive"] = naive_seconds / outcome.seconds if outcome.seconds else None
         rows.append(row)
-    return rows, hit_rates
+    return rows, summary
 
 
 def plot_hit_rates(
-    hit_rates: dict[str, float], shape: str, batch: int, out_dir: Path, label: str = ""
+    hit_rates: HitRates, shape: str, batch: int, out_dir: Path, label: str = ""
 ) -> Path:
     """Write a bar chart of decode hit rates per cache policy; returns the PNG path.
 
-    ``label`` is added to the file name, to tell traces with other popularity apart."""
+    A dashed line marks the best possible hit rate, and :meth:`HitRates.note` explains bars
+    that cannot differ. ``label`` is added to the file name, to tell traces with other
+    popularity apart."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    figure, axis = plt.subplots(figsize=(4.5, 3.0))
-    names = list(hit_rates)
-    axis.bar(names, [hit_rates[name] for name in names], color="tab:blue")
-    axis.set_ylim(0, 1)
+    note = hit_rates.note()
+    figure, axis = plt.subplots(figsize=(5.0, 3.6 if note else 3.0))
+    names = list(hit_rates.rates)
+    axis.bar(names, [hit_rates.rates[name] for name in names], color="tab:blue")
+    axis.axhline(hit_rates.max_rate, color="black", linestyle="--", linewidth=1)
+    axis.annotate(
+        "best possible",
+        (0.0, hit_rates.max_rate),
+        xycoords=("axes fraction", "data"),
+        xytext=(2, 2),
+        textcoords="offset points",
+        fontsize=7,
+    )
+    axis.set_ylim(0, 1.05)
     axis.set_ylabel("decode hit rate")
-    axis.set_title(f"{shape}, batch {batch}, 25 % cached", fontsize=9)
-    figure.tight_layout()
+    axis.set_title(
+        f"{shape}, batch {batch}, {hit_rates.capacity} of {hit_rates.experts} experts cached",
+        fontsize=9,
+    )
+    if note:
+        figure.text(0.5, 0.01, note, ha="center", va="bottom", fontsize=7, wrap=True)
+        figure.tight_layout(rect=(0, 0.14, 1, 1))
+    else:
+        figure.tight_layout()
     out_dir.mkdir(parents=True, exist_ok=True)
     suffix = f"-{label}" if label else ""
     path = out_dir / f"{MODEL}-hit-rates-{shape}-b{batch}{suffix}.png"
