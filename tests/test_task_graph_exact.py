@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -14,6 +16,7 @@ from gaplab.models.task_graph import (
     TaskGraph,
     brute_force,
     compute_metrics,
+    exact,
     makespan_lower_bound,
     milp_last_k,
     solve_offline,
@@ -23,7 +26,7 @@ from gaplab.models.task_graph.exact import semi_active_horizon, solve_window
 from gaplab.models.task_graph.generators import adversarial, generate_sized, stream
 from gaplab.models.task_graph.metrics import alone_makespans, jain_index
 from gaplab.models.task_graph.planning import Plan
-from gaplab.solvers import SolveOptions, Termination
+from gaplab.solvers import SolutionStatus, SolveOptions, Termination, get_backend
 from tests.test_task_graph_schedulers import diamond_instance, preemption_instance
 
 OPTIONS = SolveOptions(time_limit=20, mip_rel_gap=1e-7)
@@ -227,3 +230,67 @@ def test_semi_active_horizon_bounds_heuristics():
     horizon = semi_active_horizon(instance)
     for base in BASES:
         assert last_k(instance, base, 2).makespan(instance) <= horizon
+
+
+class _RecordingBackend:
+    """Delegate to HiGHS and record the MIP start of every solve."""
+
+    def __init__(self) -> None:
+        self.starts: list[np.ndarray | None] = []
+        self.violations: list[float] = []
+
+    def solve(self, compiled, options):
+        self.starts.append(options.warm_start)
+        if options.warm_start is not None:
+            self.violations.append(compiled.max_violation(options.warm_start))
+        return get_backend("highs").solve(compiled, options)
+
+
+@pytest.mark.parametrize("objective", ["makespan", "response", "max_slowdown"])
+def test_offline_milp_gets_heuristic_start(objective, monkeypatch):
+    instance = generate_sized(2, "tiny")
+    recorder = _RecordingBackend()
+    monkeypatch.setattr(exact, "get_backend", lambda name: recorder)
+    result, schedule = solve_offline(instance, "highs", OPTIONS, objective=objective)
+    assert result.termination == Termination.OPTIMAL
+    assert len(recorder.starts) == 1
+    assert recorder.starts[0] is not None
+    assert recorder.violations[0] <= 1e-6
+    assert schedule is not None
+    assert validate(instance, schedule) == []
+
+
+def test_window_milps_get_heft_start(monkeypatch):
+    instance = generate_sized(1, "small")
+    recorder = _RecordingBackend()
+    monkeypatch.setattr(exact, "get_backend", lambda name: recorder)
+    schedule = milp_last_k(instance, 2, window_time_limit=5.0)
+    assert len(recorder.starts) == len(instance.graphs)
+    assert all(start is not None for start in recorder.starts)
+    assert max(recorder.violations) <= 1e-6
+    assert validate(instance, schedule) == []
+
+
+def test_offline_time_limit_keeps_heuristic_incumbent():
+    """At a short limit HiGHS returns the start instead of no point."""
+    instance = generate_sized(3, "medium")
+    heft = last_k(instance, "heft", None).makespan(instance)
+    result, schedule = solve_offline(instance, "highs", SolveOptions(time_limit=1))
+    assert result.solution_status == SolutionStatus.FEASIBLE_POINT
+    assert schedule is not None
+    assert validate(instance, schedule) == []
+    assert schedule.makespan(instance) <= heft + 1e-6
+
+
+def test_offline_rejects_model_too_large_for_limit():
+    instance = generate_sized(3, "large")
+    began = time.perf_counter()
+    result, schedule = solve_offline(instance, "highs", SolveOptions(time_limit=3))
+    assert time.perf_counter() - began < 3
+    assert result.termination == Termination.TIME_LIMIT
+    assert result.solution_status == SolutionStatus.NO_SOLUTION
+    assert result.raw_status.startswith("not solved")
+    assert result.backend == "highs"
+    assert schedule is None
+    assert result.bound == pytest.approx(makespan_lower_bound(instance))
+    assert exact.estimated_nonzeros(instance) > exact.OFFLINE_NONZEROS_PER_SECOND * 3

@@ -26,12 +26,12 @@ earliest end of a parent chain on the fastest node. The ``M`` of a row bounding 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
 
-from gaplab.modeling import IndexSet, LinExpr, Model, Variable
+from gaplab.modeling import CompiledModel, IndexSet, LinExpr, Model, Variable
 from gaplab.models.task_graph.instance import Instance
 from gaplab.models.task_graph.planning import Plan
 
@@ -47,6 +47,77 @@ class WindowModel:
     x: Variable
     start: Variable
     makespan: Variable
+    arc_src: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
+    """Source task of each label of the ``arc`` set (edges between two free tasks)."""
+    arc_dst: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
+    alone: np.ndarray | None = None
+    """``M_g`` of every graph when the objective is ``max_slowdown``."""
+
+
+def start_values(
+    built: WindowModel,
+    compiled: CompiledModel,
+    plan: Plan,
+    node: np.ndarray,
+    start: np.ndarray,
+) -> dict[str, np.ndarray]:
+    """Column values of ``built`` at a complete placement, by variable block (a MIP start).
+
+    ``node`` and ``start`` give every task's node and start by global id: the fixed tasks as in
+    ``plan`` and the free ones as the start proposes. Tasks not yet placed have node -1.
+    ``compiled`` is ``built.model`` compiled. Pass the result to its
+    :meth:`~gaplab.modeling.CompiledModel.column_vector`.
+    """
+    instance = plan.instance
+    flat = instance.flat
+    node = np.asarray(node, dtype=np.int64)
+    start = np.asarray(start, dtype=float)
+    placed = node >= 0
+    finish = np.where(placed, start + flat.cost / plan.speeds[np.maximum(node, 0)], np.nan)
+    values: dict[str, np.ndarray] = {}
+    labels = {block.name: block.labels for block in compiled.variables}
+
+    task, on = _columns(labels["x"], 2)
+    values["x"] = (node[task] == on).astype(float)
+    values["start"] = start[np.asarray(labels["start"], dtype=np.int64)]
+    values["makespan"] = np.array([np.nanmax(finish)])
+    if "z" in labels:
+        arc, link = _columns(labels["z"], 2)
+        u = np.array([pair[0] for pair in link], dtype=np.int64)
+        v = np.array([pair[1] for pair in link], dtype=np.int64)
+        used = (node[built.arc_src[arc]] == u) & (node[built.arc_dst[arc]] == v)
+        values["z"] = used.astype(float)
+    if "order" in labels:
+        first, second = _columns(labels["order"], 2)
+        # order = 1 means the first task ends before the second starts; it only binds when
+        # both share a node, where a feasible placement keeps them apart.
+        values["order"] = (finish[first] <= start[second] + 1e-9).astype(float)
+    if "before" in labels:
+        free_task, fixed = _columns(labels["before"], 2)
+        values["before"] = (finish[free_task] <= plan.start[fixed] + 1e-9).astype(float)
+    if "graph_finish" in labels:
+        graphs = np.asarray(labels["graph_finish"], dtype=np.int64)
+        done = np.zeros(len(instance.graphs))
+        np.fmax.at(done, flat.graph, finish)
+        values["graph_finish"] = done[graphs]
+    if "max_slowdown" in labels and built.alone is not None:
+        graphs = np.asarray(labels["graph_finish"], dtype=np.int64)
+        arrival = np.array([g.arrival for g in instance.graphs])[graphs]
+        slowdown = (values["graph_finish"] - arrival) / np.asarray(built.alone)[graphs]
+        values["max_slowdown"] = np.array([slowdown.max()])
+    return values
+
+
+def _columns(labels: pd.Index, width: int) -> tuple[np.ndarray, ...]:
+    """Split tuple labels into one array per position; non-integer parts stay objects."""
+    parts = list(zip(*labels.tolist(), strict=True)) if len(labels) else [()] * width
+    out = []
+    for part in parts:
+        array = np.asarray(part, dtype=object)
+        if all(isinstance(item, int | np.integer) for item in part):
+            array = array.astype(np.int64)
+        out.append(array)
+    return tuple(out)
 
 
 def unordered_pairs(instance: Instance, tasks: Sequence[int]) -> list[tuple[int, int]]:
@@ -155,7 +226,7 @@ def build_window(
         m.subject_to("deadline", finish <= lft[free])
     relevant = fixed[plan.finish[fixed] > float(r.min())]
 
-    _precedence(m, plan, free_set, x, start, finish, inv, num_nodes)
+    arc_src, arc_dst = _precedence(m, plan, free_set, x, start, finish, inv, num_nodes)
     _disjunctions(m, instance, free, x, start, finish, est, lft)
     _fixed_intervals(m, plan, free, relevant, x, start, finish, est, lft)
 
@@ -163,7 +234,7 @@ def build_window(
     if objective != "makespan":
         goal = _graph_objective(m, plan, free, task, finish, objective, alone)
     m.minimize(goal + finish.sum() * finish_weight if finish_weight > 0 else goal)
-    return WindowModel(m, free, x, start, makespan)
+    return WindowModel(m, free, x, start, makespan, arc_src, arc_dst, alone)
 
 
 def _graph_objective(
@@ -238,7 +309,8 @@ def _precedence(
     finish: object,
     inv: np.ndarray,
     num_nodes: int,
-) -> None:
+) -> tuple[np.ndarray, np.ndarray]:
+    """Declare the precedence rows; return the endpoints of the edges between free tasks."""
     flat = plan.instance.flat
     dst_free = np.isin(flat.edge_dst, list(free_set))
     src_free = np.isin(flat.edge_src, list(free_set))
@@ -273,6 +345,7 @@ def _precedence(
         delay = flat.edge_data[from_fixed][:, None] * inv[plan.node[parent]]
         inputs = (x.at(dst, dim="task") * delay).sum("node")
         m.subject_to("precedence_fixed", start.at(dst) - inputs >= plan.finish[parent])
+    return flat.edge_src[both].astype(np.int64), flat.edge_dst[both].astype(np.int64)
 
 
 def _disjunctions(

@@ -10,6 +10,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import math
 import time
@@ -17,16 +18,32 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from gaplab.models.task_graph.build import WindowModel, build_window
+from gaplab.modeling import CompiledModel
+from gaplab.models.task_graph.build import (
+    WindowModel,
+    build_window,
+    start_values,
+    unordered_pairs,
+)
 from gaplab.models.task_graph.instance import Instance
 from gaplab.models.task_graph.planning import Plan, topological_order
 from gaplab.models.task_graph.schedule import Placement, Schedule
-from gaplab.solvers import Result, SolveOptions, get_backend
+from gaplab.solvers import Result, SolutionStatus, SolveOptions, Termination, get_backend
 
 logger = logging.getLogger(__name__)
 
 HORIZON_SLACK = 1e-6
 """Relative slack added to a heuristic makespan before it is used as the horizon ``H``."""
+START_TOLERANCE = 1e-6
+"""Largest violation (seconds) at which a heuristic placement is still handed over as a start."""
+OFFLINE_NONZEROS_PER_SECOND = 100_000.0
+"""Estimated offline MILP nonzeros that :func:`solve_offline` accepts per second of time limit.
+
+HiGHS checks its time limit only after presolve, and presolve grows with the model: HiGHS 1.16
+spent 13 s presolving a 5.0M-nonzero offline MILP (400 tasks, 4 nodes) on a shared 2-core x86
+machine, about 400k nonzeros per second. This cap leaves most of the limit to the search.
+NOTE: an estimate from that one machine; a faster one could accept larger models.
+"""
 
 
 def _horizon(makespan: float) -> float:
@@ -70,13 +87,53 @@ def solve_window(
     backend: str,
     options: SolveOptions,
     finish_weight: float = 0.0,
+    initial: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> tuple[Result, bool]:
-    """Solve the MILP for ``tasks`` on top of ``plan`` and place them; returns (result, placed)."""
+    """Solve the MILP for ``tasks`` on top of ``plan`` and place them; returns (result, placed).
+
+    ``initial`` is a complete placement (node and start of every task by global id) handed to
+    the backend as a MIP start when it satisfies the model; HiGHS uses it, others ignore it.
+    """
     built = build_window(plan, tasks, release, horizon, finish_weight=finish_weight)
     compiled = built.model.compile()
+    if initial is not None:
+        start = checked_start(built, compiled, plan, *initial)
+        options = dataclasses.replace(options, warm_start=start)
     result = get_backend(backend).solve(compiled, options)
     placed = interpret_window(built, plan, result, release)
     return result, placed
+
+
+def checked_start(
+    built: WindowModel,
+    compiled: CompiledModel,
+    plan: Plan,
+    node: np.ndarray,
+    start: np.ndarray,
+) -> np.ndarray | None:
+    """Assemble a MIP start from a placement; ``None``, with a warning, when it is infeasible."""
+    x = compiled.column_vector(start_values(built, compiled, plan, node, start))
+    violation = compiled.max_violation(x) if np.isfinite(x).all() else math.inf
+    if violation > START_TOLERANCE:
+        logger.warning(
+            "heuristic start of %s violates the model by %.3g; solving without it",
+            compiled.name,
+            violation,
+        )
+        return None
+    return x
+
+
+def estimated_nonzeros(instance: Instance) -> int:
+    """Estimate the nonzeros of the offline MILP from above, without building it.
+
+    The disjunctions dominate: every pair of tasks that no path orders gets two rows per node,
+    with about ``5 + nodes`` entries each. Pairs whose time windows cannot overlap are dropped
+    by the model, so the estimate may be high.
+    """
+    pairs = len(unordered_pairs(instance, range(instance.flat.size)))
+    nodes = len(instance.network.speed_array)
+    return 2 * pairs * nodes * (5 + nodes)
 
 
 def solve_offline(
@@ -93,14 +150,27 @@ def solve_offline(
     preemptive HEFT, both feasible offline, so ``C_max <= H`` cuts nothing optimal. The other
     objectives take per-graph deadlines from the best of those heuristics' objective values and
     :func:`semi_active_horizon`, which bounds the makespan of every schedule with no needless
-    idle time. Some optimal schedule has no needless idle time and meets those deadlines.
+    idle time. Some optimal schedule has no needless idle time and meets those deadlines. The
+    best of those heuristic schedules is the MIP start.
+
+    ``options.time_limit`` is handed to the solver, so it covers the solver call only, not the
+    heuristics and the model build before it. When the model is estimated to be too large for
+    the limit (:data:`OFFLINE_NONZEROS_PER_SECOND`), no solver is called: the Result has
+    termination ``time_limit``, no point, the cheap lower bound of
+    :func:`~gaplab.models.task_graph.metrics.makespan_lower_bound` for the makespan, and a
+    ``raw_status`` that gives the sizes. Without a time limit every size is solved.
     """
     from gaplab.heuristics.task_graph import last_k, offline_list
     from gaplab.models.task_graph.metrics import alone_makespans, compute_metrics
 
     options = options or SolveOptions()
+    if options.time_limit is not None:
+        too_large = _check_size(instance, backend, options.time_limit, objective)
+        if too_large is not None:
+            return too_large, None
     candidates = [offline_list(instance, "heft"), last_k(instance, "heft", None)]
     best = min(s.makespan(instance) for s in candidates)
+    initial = min(candidates, key=lambda s: s.makespan(instance))
     alone = None
     deadline = None
     horizon = _horizon(best)
@@ -114,9 +184,12 @@ def solve_offline(
         if objective == "response":
             total = min(v.mean_response for v in values) * len(instance.graphs)
             by_graph = arrival + total
+            score = [v.mean_response for v in values]
         else:
             worst = min(v.max_slowdown for v in values)
             by_graph = arrival + worst * alone
+            score = [v.max_slowdown for v in values]
+        initial = candidates[int(np.argmin(score))]
         deadline = np.array([_horizon(by_graph[g]) for g in instance.flat.graph])
         horizon = min(_horizon(semi_active_horizon(instance)), float(deadline.max()))
     plan = Plan(instance)
@@ -129,11 +202,41 @@ def solve_offline(
         alone=alone,
         deadline=deadline,
     )
-    result = get_backend(backend).solve(built.model.compile(), options)
+    compiled = built.model.compile()
+    start = checked_start(
+        built, compiled, plan, np.asarray(initial.node), np.asarray(initial.start)
+    )
+    result = get_backend(backend).solve(compiled, dataclasses.replace(options, warm_start=start))
     if not interpret_window(built, plan, result, instance.flat.arrival):
         return result, None
     suffix = "" if objective == "makespan" else f"-{objective}"
     return result, Schedule.offline(plan.node, plan.start, instance, f"milp-offline{suffix}")
+
+
+def _check_size(
+    instance: Instance, backend: str, time_limit: float, objective: str
+) -> Result | None:
+    """Return a no-solve Result when the offline MILP is too large for ``time_limit``."""
+    from gaplab.models.task_graph.metrics import makespan_lower_bound
+
+    estimate = estimated_nonzeros(instance)
+    allowed = OFFLINE_NONZEROS_PER_SECOND * time_limit
+    if estimate <= allowed:
+        return None
+    status = (
+        f"not solved: the offline MILP of {instance.flat.size} tasks has about "
+        f"{estimate:,} nonzeros, above the {allowed:,.0f} accepted for a {time_limit:g} s time "
+        "limit; raise the time limit or run a heuristic such as heft-full"
+    )
+    logger.warning("%s", status)
+    return Result(
+        model_name="task-graph",
+        backend=backend,
+        termination=Termination.TIME_LIMIT,
+        solution_status=SolutionStatus.NO_SOLUTION,
+        bound=makespan_lower_bound(instance) if objective == "makespan" else None,
+        raw_status=status,
+    )
 
 
 def semi_active_horizon(instance: Instance) -> float:
@@ -162,7 +265,8 @@ def milp_last_k(
     """Re-plan each window exactly: the MILP over the last ``k`` graphs' unstarted tasks.
 
     Each window MILP minimizes the plan's makespan plus ``finish_weight / n`` times the sum of
-    the free tasks' finish times, so that among equal makespans it prefers early finishes. When
+    the free tasks' finish times, so that among equal makespans it prefers early finishes. The
+    HEFT placement of the window, which also sets its horizon, is the MIP start. When
     a window MILP returns no point within ``window_time_limit`` seconds, the window is placed by
     HEFT instead and ``info["fallbacks"]`` counts it.
     """
@@ -188,7 +292,14 @@ def milp_last_k(
         horizon = _horizon(float(np.nanmax(trial.finish)))
         weight = finish_weight / max(1, len(to_place))
         result, placed = solve_window(
-            plan, to_place, release, horizon, backend, options, finish_weight=weight
+            plan,
+            to_place,
+            release,
+            horizon,
+            backend,
+            options,
+            finish_weight=weight,
+            initial=(trial.node, trial.start),
         )
         gaps.append(result.gap)
         if not placed:
