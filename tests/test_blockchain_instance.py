@@ -18,6 +18,7 @@ from gaplab.models.blockchain.instance import (
     instance_from_dict,
     parse_keys,
 )
+from gaplab.models.registry import get_model
 
 
 def _minimal(**tx_fields):
@@ -187,3 +188,17 @@ def test_bounds_on_a_chain():
     assert b.makespan_lower == 10_000
     unit = instance.with_changes(workload="homogeneous")
     assert bounds(unit).makespan_lower == 4
+
+
+@pytest.mark.parametrize("seed", [-5, 1.5, "3", True])
+@pytest.mark.parametrize("problem", ["block-exec", "block-build"])
+def test_generator_rejects_invalid_seed(seed, problem):
+    with pytest.raises(ValueError, match=f"invalid seed {seed!r}"):
+        generate(seed, problem=problem)
+    with pytest.raises(ValueError, match=f"invalid seed {seed!r}"):
+        get_model(problem).generate(seed=seed)
+
+
+def test_grid_instance_rejects_negative_seed():
+    with pytest.raises(ValueError, match="invalid seed -1"):
+        grid_instance("block-exec", "homogeneous", 2, seed=-1)

@@ -7,6 +7,7 @@ import math
 
 import pytest
 
+from gaplab.models.registry import get_model
 from gaplab.models.task_graph import Instance, InstanceError, Network, TaskGraph
 from gaplab.models.task_graph.generators import (
     GRAPH_MAKERS,
@@ -159,3 +160,13 @@ def test_adversarial_alternates_wide_and_chain():
     assert names == ["r0-wide", "r0-chain", "r1-wide", "r1-chain"]
     assert len(instance.graphs[0].tasks) == 6
     assert len(instance.graphs[1].edges) == 2
+
+
+@pytest.mark.parametrize("seed", [-5, 1.5, "3", True])
+def test_generators_reject_invalid_seed(seed):
+    with pytest.raises(ValueError, match=f"invalid seed {seed!r}"):
+        generate_sized(seed, "tiny")
+    with pytest.raises(ValueError, match=f"invalid seed {seed!r}"):
+        adversarial(seed=seed)
+    with pytest.raises(ValueError, match=f"invalid seed {seed!r}"):
+        get_model("task-graph").generate(seed=seed)

@@ -41,6 +41,12 @@ SIZES: dict[str, dict[str, Any]] = {
 """Named sizes of :func:`generate` (n transactions, p cores)."""
 
 
+def check_seed(seed: object) -> None:
+    """Raise ValueError unless ``seed`` is a non-negative integer, as numpy's generators need."""
+    if isinstance(seed, bool) or not isinstance(seed, int | np.integer) or seed < 0:
+        raise ValueError(f"invalid seed {seed!r}: expected a non-negative integer such as 0")
+
+
 def generate(
     seed: int = 0,
     size: str = "small",
@@ -76,6 +82,7 @@ def generate(
     transfer_share
         Share of plain transfers in a heterogeneous workload.
     """
+    check_seed(seed)
     if size not in SIZES:
         raise ValueError(f"unknown size {size!r}; expected one of {sorted(SIZES)}")
     count = int(n if n is not None else SIZES[size]["n"])
@@ -111,6 +118,7 @@ def grid_instance(
     - (ii) homogeneous: R = 100 rounds and n = R p; (ii) heterogeneous: B = 630,000 gas and the
       longest run with sum gas <= x p B.
     """
+    check_seed(seed)
     stream = 1_000_003 * seed + 10_007 * cores + 101 * window + (0 if workload[0] == "h" else 7)
     rng_seed = stream + (0 if problem == "block-exec" else 500_000) + 13 * x
     tag = f"{problem}-{workload[:6]}-p{cores}-w{window}"

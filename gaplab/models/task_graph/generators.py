@@ -24,8 +24,16 @@ SIZES = {
 }
 
 
-def _rng(seed: int | np.random.Generator) -> np.random.Generator:
-    return seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
+def make_rng(seed: int | np.random.Generator) -> np.random.Generator:
+    """Return ``seed`` if it is a Generator, else a new one seeded by a non-negative integer.
+
+    Raises ValueError, naming the seed, for a negative or non-integer seed.
+    """
+    if isinstance(seed, np.random.Generator):
+        return seed
+    if isinstance(seed, bool) or not isinstance(seed, int | np.integer) or seed < 0:
+        raise ValueError(f"invalid seed {seed!r}: expected a non-negative integer such as 0")
+    return np.random.default_rng(seed)
 
 
 def _costs(rng: np.random.Generator, n: int, low: float, high: float) -> list[float]:
@@ -146,7 +154,7 @@ def stream(
     name: str | None = None,
 ) -> Instance:
     """Generate a random stream of graphs with ``tasks`` tasks and shapes drawn from ``shapes``."""
-    rng = _rng(seed)
+    rng = make_rng(seed)
     for shape in shapes:
         if shape not in GRAPH_MAKERS:
             raise InstanceError(f"unknown graph shape {shape!r}; use one of {SHAPES}")
@@ -175,7 +183,7 @@ def adversarial(
     tasks; with K >= 2 the chain's tasks have the higher upward rank and go first, while the
     short tasks fill the other nodes.
     """
-    rng = _rng(seed)
+    rng = make_rng(seed)
     speeds = tuple(round(float(s), 3) for s in rng.uniform(0.8, 1.2, nodes))
     network = Network.complete(speeds, bandwidth=10.0)
     out = []

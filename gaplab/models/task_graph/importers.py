@@ -27,6 +27,7 @@ from typing import Any
 
 import numpy as np
 
+from gaplab.models.task_graph.generators import make_rng
 from gaplab.models.task_graph.instance import Instance, InstanceError, Network, TaskGraph
 
 logger = logging.getLogger(__name__)
@@ -210,7 +211,7 @@ def workflow_stream(
     """
     if not paths:
         raise InstanceError("workflow_stream needs at least one WfInstances file")
-    rng = np.random.default_rng(seed)
+    rng = make_rng(seed)
     loaded = [read_workflow(p, speed_factors=speed_factors, bandwidth=bandwidth) for p in paths]
     network = loaded[0][1]
     gaps = rng.exponential(mean_gap, graphs - 1) if graphs > 1 else np.zeros(0)
