@@ -22,6 +22,7 @@ from gaplab.models.llm_fluid.compare import extras, policy_table
 from gaplab.models.llm_fluid.importers import instance_from_profile
 from gaplab.models.llm_fluid.instance import Instance, ServiceLevels, two_class_instance
 from gaplab.models.llm_fluid.solve import solve_fluid
+from gaplab.models.registry import run_heuristic
 from gaplab.sim.llm_fluid import simulate
 from gaplab.sim.llm_fluid_policies import Policy
 from tests.conftest import require_data_file
@@ -252,6 +253,12 @@ def test_vidur_heuristic_not_above_optimum(data_dir):
     assert outcome.estimate > plan.objective
     assert SPEC.validate(instance, outcome) == []
     assert SPEC.evaluate(instance, outcome) == pytest.approx(plan.objective)
+
+
+def test_heuristic_row_labelled_estimate(inst):
+    row = run_heuristic(SPEC, inst.with_gpus(5), "two-class", "FI-WSP")
+    assert row.status == "simulated-estimate"
+    assert row.valid is True
 
 
 def test_policy_table_columns(inst):

@@ -34,7 +34,7 @@ from functools import partial
 
 import numpy as np
 
-from gaplab.models.llm_fluid.checks import clip_to_bound
+from gaplab.models.llm_fluid.checks import SIMULATED_STATUS, clip_to_bound
 from gaplab.models.llm_fluid.instance import Instance
 from gaplab.models.llm_fluid.solution import FluidPlan
 from gaplab.models.llm_fluid.solve import solve_fluid
@@ -83,6 +83,11 @@ class PolicyOutcome:
     def objective(self) -> float:
         """The estimate clipped to :attr:`bound`, the value reported for comparison."""
         return clip_to_bound(self.estimate, self.bound)
+
+    @property
+    def status(self) -> str:
+        """Status shown in comparison tables: ``simulated-estimate``."""
+        return SIMULATED_STATUS
 
     def to_json(self) -> dict[str, object]:
         means = self.sim.means()

@@ -16,6 +16,9 @@ if TYPE_CHECKING:
 
 SLACK = 1e-9
 
+SIMULATED_STATUS = "simulated-estimate"
+"""Status of a row whose objective is a simulation estimate, not a solver's value."""
+
 BOUND_SLACK = 1e-9
 """Relative slack on the LP bound, for the rounding of the LP solve and of the estimate."""
 

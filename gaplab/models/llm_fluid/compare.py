@@ -16,7 +16,7 @@ import pandas as pd
 
 from gaplab.heuristics.llm_fluid import POLICY_NAMES, make_policy, plan_start
 from gaplab.models.llm_fluid.build import tpot_ratio
-from gaplab.models.llm_fluid.checks import bound_violation, clip_to_bound
+from gaplab.models.llm_fluid.checks import SIMULATED_STATUS, bound_violation, clip_to_bound
 from gaplab.models.llm_fluid.importers import classes_from_trace, instance_from_profile
 from gaplab.models.llm_fluid.instance import Instance, generate, load, two_class_instance
 from gaplab.models.llm_fluid.solution import FluidPlan
@@ -39,9 +39,6 @@ EVENT_BUDGET = 2_000_000
 """Estimated simulator events allowed for the policy table of one instance; the largest GPU
 counts are dropped until the estimate fits (about 10 s at 200,000 events per second)."""
 QUICK_EVENT_BUDGET = 200_000
-
-SIMULATED_STATUS = "simulated-estimate"
-"""Status of the extras rows whose objective comes from a simulation, not from a solver."""
 
 SWEEP_STEPS = (1.0, 0.75, 0.5, 0.25, 0.1, 0.0)
 """Fractions of the way from the unconstrained plan's value to the tightest bound."""
