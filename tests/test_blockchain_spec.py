@@ -10,8 +10,10 @@ import pytest
 from gaplab.cli import main
 from gaplab.heuristics import blockchain as heur
 from gaplab.models.blockchain.ethereum import import_block
+from gaplab.models.blockchain.generate import generate
 from gaplab.models.blockchain.graph import bounds
 from gaplab.models.blockchain.instance import BlockInstance, InstanceError
+from gaplab.models.blockchain.plot import gantt_figure
 from gaplab.models.blockchain.validate import validate
 from gaplab.models.registry import get_model, run_exact, run_heuristic
 from gaplab.solvers.result import SolveOptions
@@ -171,3 +173,20 @@ def test_cli_generate_heuristic_and_solve(tmp_path, capsys):
     payload = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert payload["termination"] == "optimal" and payload["valid"] is True
     assert np.isclose(payload["objective"], payload["bound"])
+
+
+def test_gantt_legend_names_chain_and_limit():
+    instance = generate(1, "small", problem="block-build")
+    figure = gantt_figure(instance, heur.h2(instance))
+    axes, colour_bar = figure.axes
+    labels = [text.get_text() for text in axes.get_legend().get_texts()]
+    assert labels[0] == "heaviest conflict chain"
+    assert labels[1].startswith("runtime limit B = ")
+    assert colour_bar.get_ylabel() == "block position"
+
+
+def test_gantt_legend_omits_missing_limit():
+    instance = generate(1, "small")
+    figure = gantt_figure(instance, heur.h1(instance))
+    labels = [text.get_text() for text in figure.axes[0].get_legend().get_texts()]
+    assert labels == ["heaviest conflict chain"]

@@ -9,7 +9,13 @@ import pytest
 from gaplab.heuristics.task_graph import BASES, last_k
 from gaplab.models.registry import get_model
 from gaplab.models.task_graph import InstanceError, validate
-from gaplab.models.task_graph.compare import extras, sweep, window_grid
+from gaplab.models.task_graph.compare import (
+    extras,
+    offline_reference,
+    pareto_figure,
+    sweep,
+    window_grid,
+)
 from gaplab.models.task_graph.importers import (
     WORKFLOW_FILES,
     import_wfinstances,
@@ -197,3 +203,21 @@ def test_window_grid():
     assert window_grid(1) == [None]
     assert window_grid(4) == [1, 2, 3, None]
     assert window_grid(30, limit=3) == [1, 2, 3, None]
+
+
+def test_pareto_plot_marks_k_and_optimum():
+    instance = get_model("task-graph").generate(seed=0, size="tiny")
+    rows = sweep(instance, bases=("heft", "cpop"))
+    optimum = offline_reference(instance, quick=True)
+    assert optimum is not None
+    assert optimum[1] == "offline MILP optimum"
+    figure = pareto_figure(rows, optimum=optimum)
+    axes = figure.axes[0]
+    assert len(axes.texts) == 0  # K is a marker, so labels of close points cannot overlap
+    methods = [text.get_text() for text in axes.artists[0].get_texts()]
+    assert "offline MILP optimum" in methods
+    assert "lower bound (critical path, work)" in methods
+    windows = [text.get_text() for text in axes.get_legend().get_texts()]
+    assert windows == ["K = 1", "K = full"]
+    levels = sorted(line.get_ydata()[0] for line in axes.lines if line.get_linestyle() == "--")
+    assert levels == [pytest.approx(optimum[0])]

@@ -3,25 +3,44 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from gaplab.models.blockchain.instance import BlockInstance
 from gaplab.models.blockchain.schedule import Schedule
 
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
+
 
 def gantt(
     instance: BlockInstance, schedule: Schedule, path: str | Path, *, title: str | None = None
 ) -> Path:
-    """Draw ``schedule`` as bars per core and save it to ``path`` (PNG); returns the path.
-
-    Bars are coloured by block position, so a long diagonal band shows transactions running in
-    block order; transactions on a heaviest conflict chain are outlined in black. A dashed line
-    marks the runtime limit B of ``block-build``.
-    """
-    from matplotlib.figure import Figure
-
+    """Draw ``schedule`` with :func:`gantt_figure` and save it to ``path`` as a PNG."""
     path = Path(path)
+    figure = gantt_figure(instance, schedule, title=title)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    figure.savefig(path)
+    return path
+
+
+def gantt_figure(
+    instance: BlockInstance, schedule: Schedule, *, title: str | None = None
+) -> Figure:
+    """Draw ``schedule`` as bars per core on a new matplotlib Figure.
+
+    Bars are coloured by block position (the colour bar), so a long diagonal band shows
+    transactions running in block order. Transactions on a heaviest conflict chain of the block
+    order are outlined in black. A dashed line marks the runtime limit B of ``block-build``, and
+    the legend names both.
+    """
+    from matplotlib.artist import Artist
+    from matplotlib.cm import ScalarMappable
+    from matplotlib.colors import ListedColormap, Normalize
+    from matplotlib.figure import Figure
+    from matplotlib.patches import Patch
+
     times = instance.times
     chosen = np.flatnonzero(schedule.selected)
     critical = _critical_chain(instance)
@@ -51,8 +70,33 @@ def gantt(
                 fontsize=7,
                 color="white" if _dark(colours[i]) else "black",
             )
+    handles: list[Artist] = []
+    if critical & set(chosen.tolist()):
+        handles.append(
+            Patch(
+                facecolor="white", edgecolor="black", linewidth=1.2, label="heaviest conflict chain"
+            )
+        )
     if instance.budget is not None:
-        axes.axvline(instance.budget / unit, color="black", linestyle="--", linewidth=1)
+        limit = axes.axvline(instance.budget / unit, color="black", linestyle="--", linewidth=1)
+        limit.set_label(f"runtime limit B = {instance.budget / unit:.4g} {unit_name}")
+        handles.append(limit)
+    if handles:
+        # Below the axes, level with the x label, so that no bar is hidden.
+        axes.legend(
+            handles=handles,
+            fontsize=7,
+            loc="upper right",
+            bbox_to_anchor=(1.0, -0.12),
+            ncol=len(handles),
+            frameon=False,
+        )
+    if instance.n > 0:
+        scale = ScalarMappable(
+            norm=Normalize(0, max(instance.n - 1, 1)), cmap=ListedColormap(colours)
+        )
+        bar = figure.colorbar(scale, ax=axes, pad=0.01, fraction=0.03)
+        bar.set_label("block position", fontsize=8)
     axes.set_yticks(range(instance.cores), [f"core {c}" for c in range(instance.cores)])
     axes.invert_yaxis()
     axes.set_xlabel(f"time ({unit_name})")
@@ -72,9 +116,7 @@ def gantt(
             )
     axes.set_title(title, fontsize=9)
     figure.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    figure.savefig(path)
-    return path
+    return figure
 
 
 def _colours(n: int) -> np.ndarray:

@@ -18,7 +18,7 @@ from typing import Any
 
 from gaplab.models.registry import ModelSpec, SuiteInstance, register
 from gaplab.models.task_graph.build import build_window
-from gaplab.models.task_graph.compare import extras
+from gaplab.models.task_graph.compare import extras, remember_offline
 from gaplab.models.task_graph.exact import brute_force, milp_last_k, solve_offline
 from gaplab.models.task_graph.exact import interpret_window as interpret_window
 from gaplab.models.task_graph.generators import adversarial, generate_sized, stream
@@ -60,7 +60,9 @@ __all__ = [
 
 
 def _exact_offline(instance: Instance, backend: str, options: SolveOptions) -> tuple[Result, Any]:
-    return solve_offline(instance, backend, options)
+    result, schedule = solve_offline(instance, backend, options)
+    remember_offline(instance, result)
+    return result, schedule
 
 
 def _evaluate(instance: Instance, schedule: Schedule) -> float:
