@@ -146,7 +146,9 @@ class HighsBackend(Backend):
                 result.row_duals = np.array(solution.row_dual, dtype=float)
         result.bound = _bound(model, termination, info, result.objective)
 
-        if termination == Termination.INFEASIBLE:
+        if termination == Termination.INFEASIBLE and not model.is_mip:
+            # For a MILP HiGHS can only explain an infeasible LP relaxation, at the price of
+            # extra LP solves, so MILPs get it on request: explain_infeasibility(model).
             result.iis = explain_infeasibility(model, solver)
         return result
 
@@ -246,7 +248,7 @@ def explain_infeasibility(model: CompiledModel, solver: Any | None = None) -> di
             found.setdefault(f"bounds of {block}", []).append(_plain(label))
         if found:
             return found
-    logger.warning("HiGHS found no irreducible infeasible subset for %s", model.name)
+    logger.info("HiGHS found no irreducible infeasible subset for %s", model.name)
     return {}
 
 
