@@ -190,3 +190,20 @@ def test_gantt_legend_omits_missing_limit():
     figure = gantt_figure(instance, heur.h1(instance))
     labels = [text.get_text() for text in figure.axes[0].get_legend().get_texts()]
     assert labels == ["heaviest conflict chain"]
+
+
+@pytest.mark.data
+@pytest.mark.parametrize("name", ["block-exec", "block-build"])
+def test_suites_fit_run_time_budget(name, data_dir):
+    """Heterogeneous instances whose plain MILP needs the whole limit stay out of the suites."""
+    spec = get_model(name)
+    quick = spec.suite(True, data_dir)
+    default = spec.suite(False, data_dir)
+    assert [item.name for item in quick if item.source == "real"] == ["eth-19923400-transfers"]
+    assert [item.name for item in default if item.source == "real"] == [
+        "eth-15537394",
+        "eth-19923400-transfers",
+        "eth-19932148-transfers",
+    ]
+    assert all(item.instance.unit or item.instance.n <= 8 for item in quick)
+    assert not any(item.name.startswith("grid-p2") for item in default)
