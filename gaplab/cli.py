@@ -161,7 +161,10 @@ def build_parser() -> argparse.ArgumentParser:
 def _solver_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--backend", default="highs", help="backend, e.g. highs or pulp:cbc")
     parser.add_argument(
-        "--time-limit", type=_positive_seconds, default=None, help="wall-clock limit in seconds"
+        "--time-limit",
+        type=_positive_seconds,
+        default=None,
+        help="wall-clock limit in seconds for each solver call (model building not counted)",
     )
     parser.add_argument("--mip-gap", type=_gap, default=None, help="relative MIP gap to stop at")
     parser.add_argument("--threads", type=int, default=1, help="solver threads (default 1)")
@@ -319,6 +322,7 @@ def cmd_solve(args: argparse.Namespace) -> int:
         "objective": outcome.objective,
         "bound": outcome.bound,
         "gap": result.gap if result else None,
+        "raw_status": result.raw_status if result else None,
         "build_seconds": result.build_seconds if result else None,
         "solve_seconds": result.solve_seconds if result else outcome.seconds,
         "valid": outcome.valid,

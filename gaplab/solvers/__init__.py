@@ -30,7 +30,8 @@ def solve(model: CompiledModel, backend: str = "highs", **options: Any) -> Resul
     """Solve a compiled model with the named backend.
 
     ``options`` are the fields of :class:`SolveOptions` (``time_limit``, ``mip_rel_gap``,
-    ``threads``, ``verbose``, ``seed``, ``convex_tolerance``, ``solver_options``).
+    ``threads``, ``verbose``, ``seed``, ``convex_tolerance``, ``warm_start``,
+    ``solver_options``).
     """
     return get_backend(backend).solve(model, SolveOptions(**options))
 
