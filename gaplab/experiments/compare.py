@@ -67,7 +67,7 @@ def compare_instance(
         outcomes.append(_guarded(spec, name, heuristic, "heuristic", fast))
 
     rows = [_row(outcome) for outcome in outcomes]
-    add_ratios(rows, spec.sense)
+    add_ratios(rows, spec.sense, preferred=f"exact:{spec.exact_default}")
     if spec.extras is not None:
         if progress:
             progress(f"{spec.name} {name} extras")
@@ -133,16 +133,23 @@ def _row(outcome: Outcome) -> dict[str, Any]:
     return row
 
 
-def add_ratios(rows: list[dict[str, Any]], sense: str) -> None:
-    """Set ``ratio`` = objective / reference, the best valid exact objective of the instance.
+def add_ratios(rows: list[dict[str, Any]], sense: str, preferred: str | None = None) -> None:
+    """Set ``ratio`` = objective / reference on every row with an objective.
 
-    The reference is proven only when its solve ended ``optimal``; ``reference`` says which.
+    The reference is the objective of the ``preferred`` exact method (the model's default
+    variant, since other variants may solve a different problem, such as another pricing) when
+    it returned a valid point, and otherwise the best valid exact objective of the instance.
+    ``reference`` says whether that value is a proven optimum or only an incumbent.
     """
     exact = [r for r in rows if r["kind"] == "exact" and r["valid"] and r["objective"] is not None]
     if not exact:
         return
-    pick = min if sense == "min" else max
-    best = pick(exact, key=lambda r: r["objective"])
+    chosen = [r for r in exact if r["method"] == preferred]
+    if chosen:
+        best = chosen[0]
+    else:
+        pick = min if sense == "min" else max
+        best = pick(exact, key=lambda r: r["objective"])
     reference = best["objective"]
     proven = best["status"] == "optimal"
     for row in rows:
