@@ -83,21 +83,11 @@ def build_raw_highspy(data: dict[str, np.ndarray]) -> Any:
 
 def build_gaplab(data: dict[str, np.ndarray]) -> Any:
     """Declared with gaplab.modeling, compiled, and loaded by the highs backend's bulk call."""
-    from gaplab.modeling import Model
     from gaplab.solvers._highs_util import new_highs
     from gaplab.solvers.highs import load_into_highs
 
-    weight, cost, capacity = data["weight"], data["cost"], data["capacity"]
-    n, m = weight.shape
-    model = Model("gap")
-    item = model.index("item", range(n))
-    machine = model.index("machine", range(m))
-    x = model.binary("x", item, machine)
-    model.subject_to("assign", x.sum("machine") == 1)
-    model.subject_to("capacity", (x * weight).sum("item") <= capacity)
-    model.minimize((x * cost).sum())
     h = new_highs()
-    load_into_highs(model.compile(), h)
+    load_into_highs(compile_gap(data), h)
     return h
 
 
