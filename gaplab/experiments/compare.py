@@ -187,7 +187,7 @@ def format_table(rows: Sequence[dict[str, Any]]) -> str:
         lines.append(
             (
                 str(row.get("model", "")),
-                str(row.get("instance", ""))[:28],
+                str(row.get("instance", ""))[:40],
                 str(row.get("method", ""))[:28],
                 str(row.get("status") or ""),
                 _num(row.get("objective")),

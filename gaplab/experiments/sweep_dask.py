@@ -71,6 +71,12 @@ def start_local_cluster(workers: int | None = None) -> tuple[Any, Any]:
     import dask
     from distributed import Client, LocalCluster
 
+    # Worker processes read their logging levels from the environment when they start, so
+    # this keeps dask's per-worker INFO lines off standard error.
+    os.environ.setdefault("DASK_LOGGING__DISTRIBUTED", "warning")
+    # The scheduler runs in this process, where dask set its loggers to INFO on import.
+    logging.getLogger("distributed").setLevel(logging.WARNING)
+
     size = workers if workers is not None else (os.cpu_count() or 1)
     settings = {
         "distributed.scheduler.worker-saturation": 1.0,

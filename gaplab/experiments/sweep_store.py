@@ -21,6 +21,7 @@ import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 
 from gaplab.experiments.sweep_task import ROW_COLUMNS
+from gaplab.modeling.compiled import replace_atomically
 
 logger = logging.getLogger(__name__)
 
@@ -71,7 +72,7 @@ class ResultStore:
         os.close(fd)
         try:
             pq.write_table(table, temporary)
-            os.replace(temporary, target)
+            replace_atomically(temporary, target)
         except BaseException:
             Path(temporary).unlink(missing_ok=True)
             raise

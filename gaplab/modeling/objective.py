@@ -99,8 +99,12 @@ def mm1(arg: LinExpr, capacity: Any, weight: Any = 1.0) -> ConvexExpr:
     The domain is ``0 <= arg < capacity``; the objective is infinite at the capacity.
     """
     expr = _part("mm1", arg, weight, capacity=capacity)
-    if np.any(expr.parts[0].params["capacity"] <= 0):
-        raise ValueError("mm1() capacity must be positive")
+    capacities = expr.parts[0].params["capacity"]
+    if np.any(capacities <= 0):
+        raise ValueError(
+            f"mm1() capacity must be positive, got {float(np.min(capacities))}; an M/M/1 "
+            "queue with no capacity has infinite delay at any load"
+        )
     return expr
 
 

@@ -33,7 +33,17 @@ def solve(model: CompiledModel, backend: str = "highs", **options: Any) -> Resul
     ``threads``, ``verbose``, ``seed``, ``convex_tolerance``, ``warm_start``,
     ``solver_options``).
     """
-    return get_backend(backend).solve(model, SolveOptions(**options))
+    try:
+        settings = SolveOptions(**options)
+    except TypeError:
+        import dataclasses
+
+        known = sorted(f.name for f in dataclasses.fields(SolveOptions))
+        unknown = sorted(set(options) - set(known))
+        raise TypeError(
+            f"unknown solve options {unknown}; valid options are {', '.join(known)}"
+        ) from None
+    return get_backend(backend).solve(model, settings)
 
 
 __all__ = [
