@@ -6,9 +6,8 @@ import logging
 from typing import Any
 
 import numpy as np
-import scipy.sparse as sp
 
-from gaplab.modeling import CompiledModel, IndexSet, LinExpr
+from gaplab.modeling import CompiledModel, IndexSet, LinExpr, Model
 from gaplab.models.blockchain.graph import ConflictGraph
 from gaplab.solvers.result import Result, SolutionStatus, SolveOptions, Termination
 
@@ -153,13 +152,39 @@ def column_values(result: Result, block: str) -> np.ndarray:
     return value.to_numpy(dtype=float)
 
 
-def group_sum(expr: LinExpr, owner: np.ndarray, over: IndexSet) -> LinExpr:
-    """Sum the rows of a one-dimensional ``expr`` by ``owner`` (one group index per row)."""
-    groups = len(over)
-    matrix = sp.csr_matrix(
-        (np.ones(owner.size), (owner, np.arange(owner.size))), shape=(groups, owner.size)
-    )
-    return LinExpr(expr.model, (over,), (matrix @ expr.coef).tocsr(), matrix @ expr.const)
+def add_pair_disjunction(
+    m: Model,
+    x: LinExpr,
+    s: LinExpr,
+    e: LinExpr,
+    pi: np.ndarray,
+    pj: np.ndarray,
+    core: IndexSet,
+    big_ij: Any,
+    big_ji: Any,
+) -> None:
+    """Keep each non-conflicting pair (pi, pj) disjoint in time when it shares a core.
+
+    w[pair, c] is 1 when both run on core c, z sums it, and y orders the pair:
+    e_i <= s_j + M_ij (1 - y) + M_ij (1 - z) and e_j <= s_i + M_ji y + M_ji (1 - z).
+    ``big_ij`` and ``big_ji`` are scalars or one value per pair.
+    """
+    p = len(core)
+    pair = m.index("pair", range(pi.size))
+    y = m.binary("y", pair)
+    z = m.binary("z", pair)
+    w = m.binary("w", pair, core)
+    cores = np.arange(p)[None, :]
+    xi = pick(x, pi[:, None] * p + cores, pair, core)
+    xj = pick(x, pj[:, None] * p + cores, pair, core)
+    m.subject_to("w_le_xi", w - xi <= 0)
+    m.subject_to("w_le_xj", w - xj <= 0)
+    m.subject_to("w_ge_both", w - xi - xj >= -1)
+    m.subject_to("same_core", z - w.sum("core") == 0)
+    ei, ej = pick(e, pi, pair), pick(e, pj, pair)
+    si, sj = pick(s, pi, pair), pick(s, pj, pair)
+    m.subject_to("i_before_j", ei - sj + y * big_ij + z * big_ij <= 2 * big_ij)
+    m.subject_to("j_before_i", ej - si - y * big_ji + z * big_ji <= big_ji)
 
 
 def option_fields(options: SolveOptions, start: np.ndarray | None = None) -> dict[str, Any]:

@@ -28,9 +28,9 @@ from gaplab.heuristics import blockchain as heuristics
 from gaplab.modeling import CompiledModel, LinExpr, Model
 from gaplab.models.blockchain._milp import (
     TIME_SCALE,
+    add_pair_disjunction,
     checked_start,
     column_values,
-    group_sum,
     non_conflicting_pairs,
     option_fields,
     pick,
@@ -60,7 +60,8 @@ def _clique_rows(m: Model, v: LinExpr, cliques: list[np.ndarray], coef: np.ndarr
     members = np.concatenate(cliques)
     owner = np.repeat(np.arange(len(cliques)), [c.size for c in cliques])
     rows = pick(v, members, m.index("clique_member", range(members.size))) * coef[members]
-    return group_sum(rows, owner, m.index("clique", range(len(cliques))))
+    clique = m.index("clique", range(len(cliques)))
+    return rows.sum_into(clique, by=clique.index[owner])
 
 
 # ---------------------------------------------------------------------- MILP-C
@@ -110,21 +111,7 @@ def build_continuous(
 
     # Non-conflicting pairs: disjoint only when on the same core.
     pi, pj = _core_pairs(instance, strengthened)
-    pair = m.index("pair", range(pi.size))
-    y = m.binary("y", pair)
-    z = m.binary("z", pair)
-    w = m.binary("w", pair, core)
-    cores = np.arange(p)[None, :]
-    xi = pick(x, pi[:, None] * p + cores, pair, core)
-    xj = pick(x, pj[:, None] * p + cores, pair, core)
-    m.subject_to("w_le_xi", w - xi <= 0)
-    m.subject_to("w_le_xj", w - xj <= 0)
-    m.subject_to("w_ge_both", w - xi - xj >= -1)
-    m.subject_to("same_core", z - w.sum("core") == 0)
-    ei, ej = pick(e, pi, pair), pick(e, pj, pair)
-    si, sj = pick(s, pi, pair), pick(s, pj, pair)
-    m.subject_to("i_before_j", ei - sj + y * budget + z * budget <= 2 * budget)
-    m.subject_to("j_before_i", ej - si - y * budget + z * budget <= budget)
+    add_pair_disjunction(m, x, s, e, pi, pj, core, budget, budget)
 
     reward = (v * instance.rewards).sum()
     if strengthened:
@@ -234,7 +221,8 @@ def build_rounds(
             groups = (owner[:, None] * rounds + np.arange(rounds)[None, :]).ravel()
             picked = pick(x, entries, m.index("clique_entry", range(entries.size)))
             clique_round = m.index("clique_round", range(len(cliques) * rounds))
-            m.subject_to("key_clique", group_sum(picked, groups, clique_round) <= 1)
+            summed = picked.sum_into(clique_round, by=clique_round.index[groups])
+            m.subject_to("key_clique", summed <= 1)
     edge = m.index("edge", range(src.size))
     r_all = np.arange(rounds)[None, :]
     xi = pick(x, src[:, None] * rounds + r_all, edge, rnd)

@@ -33,6 +33,7 @@ from gaplab.heuristics import blockchain as heuristics
 from gaplab.modeling import Model
 from gaplab.models.blockchain._milp import (
     TIME_SCALE,
+    add_pair_disjunction,
     checked_start,
     column_values,
     incomparable_pairs,
@@ -110,22 +111,7 @@ def build_continuous(
     m.subject_to("conflict_order", pick(e, graph.src, arc) - pick(s, graph.dst, arc) <= 0)
     m.subject_to("makespan_def", e - makespan <= 0)
 
-    pair = m.index("pair", range(pi.size))
-    y = m.binary("y", pair)
-    z = m.binary("z", pair)
-    w = m.binary("w", pair, core)
-    cores = np.arange(p)[None, :]
-    xi = pick(x, pi[:, None] * p + cores, pair, core)
-    xj = pick(x, pj[:, None] * p + cores, pair, core)
-    m.subject_to("w_le_xi", w - xi <= 0)
-    m.subject_to("w_le_xj", w - xj <= 0)
-    m.subject_to("w_ge_both", w - xi - xj >= -1)
-    m.subject_to("same_core", z - w.sum("core") == 0)
-    # e_i <= s_j + H (1 - y) + H (1 - z)  and  e_j <= s_i + H y + H (1 - z)
-    ei, ej = pick(e, pi, pair), pick(e, pj, pair)
-    si, sj = pick(s, pi, pair), pick(s, pj, pair)
-    m.subject_to("i_before_j", ei - sj + y * big_ij + z * big_ij <= 2 * big_ij)
-    m.subject_to("j_before_i", ej - si - y * big_ji + z * big_ji <= big_ji)
+    add_pair_disjunction(m, x, s, e, pi, pj, core, big_ij, big_ji)
 
     if strengthened:
         load = (x * np.broadcast_to(t[:, None], (n, p))).sum("tx")
