@@ -33,21 +33,8 @@ from gaplab.models.write_policy.build import solve_merge_milp, solve_write_only_
 from gaplab.models.write_policy.compare import GRID_BUDGETS_KIB, grid_rows
 from gaplab.models.write_policy.exact import write_only_optimum
 from gaplab.models.write_policy.generator import MODES
+from gaplab.models.write_policy.reference import REFERENCE_OPTIMA
 from gaplab.solvers.result import SolveOptions
-
-# Means over WritePolicyBench's ten published seed-0 episodes, solved exactly with HiGHS
-# (unprivileged costs): (mode, budget KiB) -> (WRITE-only optimum, MERGE-aware optimum).
-REFERENCE_OPTIMA = {
-    ("default", 1): (30.1, 31.3),
-    ("default", 4): (91.4, 107.6),
-    ("default", 10): (130.3, 151.5),
-    ("redundancy", 1): (29.6, 30.2),
-    ("redundancy", 4): (90.8, 97.5),
-    ("redundancy", 10): (109.8, 121.7),
-    ("burst_drift", 1): (35.7, 36.8),
-    ("burst_drift", 4): (135.9, 136.6),
-    ("burst_drift", 10): (216.5, 239.8),
-}
 
 
 def machine() -> str:

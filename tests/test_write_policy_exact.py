@@ -21,6 +21,7 @@ from gaplab.models.write_policy.exact import f1_optimum, knapsack_dp, reference_
 from gaplab.models.write_policy.generator import MODES, StreamConfig
 from gaplab.models.write_policy.instance import Step
 from gaplab.models.write_policy.metrics import evaluate, f1_score
+from gaplab.models.write_policy.reference import REFERENCE_OPTIMA
 from gaplab.models.write_policy.validate import validate
 from gaplab.solvers.result import Result, SolveOptions
 
@@ -184,22 +185,8 @@ def test_dp_rejects_too_large_table() -> None:
         knapsack_dp(np.full(3000, 100_000), np.ones(3000), 100_000_000)
 
 
-# Mean hindsight optimum over the ten seed-0 episodes (unprivileged costs), WRITE-only and
-# with MERGE, as computed with HiGHS on WritePolicyBench's published episodes. The table
-# rounds to one decimal, so a tolerance of 0.051 accepts both roundings of a .x5 mean.
-REFERENCE_OPTIMA = {
-    ("default", 1): (30.1, 31.3),
-    ("default", 4): (91.4, 107.6),
-    ("default", 10): (130.3, 151.5),
-    ("redundancy", 1): (29.6, 30.2),
-    ("redundancy", 4): (90.8, 97.5),
-    ("redundancy", 10): (109.8, 121.7),
-    ("burst_drift", 1): (35.7, 36.8),
-    ("burst_drift", 4): (135.9, 136.6),
-    ("burst_drift", 10): (216.5, 239.8),
-}
-
-
+# The reference table rounds to one decimal, so a tolerance of 0.051 accepts both roundings
+# of a .x5 mean.
 @pytest.mark.parametrize(("mode", "budget_kib"), sorted(REFERENCE_OPTIMA))
 def test_reference_optima(mode: str, budget_kib: int) -> None:
     write_only: list[float] = []
