@@ -137,14 +137,14 @@ def run_all(
         if progress:
             progress(total, total, "writing report")
 
-        files = _write_outputs(rows, staging, quick=quick, data_dir=data_dir, limit=limit)
-        final = _publish(staging, out_dir)
+        _write_outputs(rows, staging, quick=quick, data_dir=data_dir, limit=limit)
+        published = _publish(staging, out_dir)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
 
     return RunSummary(
         rows=rows,
-        files=final if files else [],
+        files=published,
         seconds=time.perf_counter() - started,
         invalid_exact=sum(1 for r in rows if r.get("kind") == "exact" and r.get("valid") is False),
         invalid_heuristic=sum(
@@ -162,25 +162,23 @@ def _remove_stale_staging(out_dir: Path) -> None:
 
 def _write_outputs(
     rows: list[dict[str, Any]], staging: Path, *, quick: bool, data_dir: Path | None, limit: float
-) -> list[Path]:
-    files = [write_csv(rows, staging / "results.csv")]
+) -> None:
+    """Write the CSV, the ratio plots and the Markdown report into ``staging``."""
+    write_csv(rows, staging / "results.csv")
     images: dict[str, list[str]] = {}
     for model in dict.fromkeys(r["model"] for r in rows):
-        plot = plot_ratios(rows, model, staging / f"{model}-ratios.png")
-        if plot is not None:
-            files.append(plot)
+        plot_ratios(rows, model, staging / f"{model}-ratios.png")
         own = sorted(p.name for p in staging.glob(f"{model}*.png"))
         images[model] = own
     notes = [
         f"Suite: {'quick' if quick else 'default'}; time limit {limit:g} s per exact solve; "
         f"real data: {data_dir if data_dir else 'not used'}.",
-        "`ratio` is a method's objective over the best valid exact objective of the same "
-        "instance; `gap` is the solver's relative gap between incumbent and bound.",
+        "`ratio` is a method's objective over the reference of the same instance: the "
+        "model's default exact variant when it returned a valid point, otherwise the best "
+        "valid exact objective. `gap` is the solver's relative gap between incumbent and "
+        "bound.",
     ]
-    files.append(
-        write_markdown(rows, staging / "report.md", title="gaplab run", notes=notes, images=images)
-    )
-    return files
+    write_markdown(rows, staging / "report.md", title="gaplab run", notes=notes, images=images)
 
 
 def _publish(staging: Path, out_dir: Path) -> list[Path]:

@@ -111,8 +111,7 @@ class LinExpr:
             )
         if _is_scalar(other):
             return self.scaled(_check_number(other, "multiplier"))
-        expr, factor = _data_array(self, other, "multiplier")
-        return expr.scaled(factor)
+        return self.scaled(_data_array(self, other, "multiplier"))
 
     __rmul__ = __mul__
 
@@ -124,10 +123,10 @@ class LinExpr:
             if divisor == 0:
                 raise ZeroDivisionError("division of an expression by zero")
             return self.scaled(1.0 / divisor)
-        expr, factor = _data_array(self, other, "divisor")
+        factor = _data_array(self, other, "divisor")
         if np.any(factor == 0):
             raise ZeroDivisionError("division of an expression by data that contains zeros")
-        return expr.scaled(1.0 / factor)
+        return self.scaled(1.0 / factor)
 
     def scaled(self, factor: float | np.ndarray) -> LinExpr:
         """Multiply every row by ``factor`` (a number or one value per row)."""
@@ -427,9 +426,7 @@ def _label_of(sets: tuple[IndexSet, ...], row: int) -> str:
     return ", ".join(parts)
 
 
-def _data_array(
-    expr: LinExpr, data: Any, what: str, *, allow_infinite: bool = False
-) -> tuple[LinExpr, np.ndarray]:
+def _data_array(expr: LinExpr, data: Any, what: str, *, allow_infinite: bool = False) -> np.ndarray:
     """Turn data into one float per row of ``expr``."""
     if isinstance(data, pd.DataFrame):
         raise TypeError(f"{what}: pass a Series or a numpy array, not a DataFrame")
@@ -463,7 +460,7 @@ def _data_array(
         shape = [1] * len(expr.sets)
         shape[axis] = len(target)
         array = np.broadcast_to(values.reshape(shape), expr.shape).ravel()
-        return expr, _check_values(np.ascontiguousarray(array), what, expr.sets, allow_infinite)
+        return _check_values(np.ascontiguousarray(array), what, expr.sets, allow_infinite)
     array = np.asarray(data, dtype=float)
     try:
         array = np.broadcast_to(array, expr.shape)
@@ -472,7 +469,7 @@ def _data_array(
             f"{what} has shape {array.shape}, which does not broadcast to the expression's "
             f"shape {expr.shape} over {expr.dims}"
         ) from error
-    return expr, _check_values(np.ascontiguousarray(array).ravel(), what, expr.sets, allow_infinite)
+    return _check_values(np.ascontiguousarray(array).ravel(), what, expr.sets, allow_infinite)
 
 
 def _bound_against(expr: LinExpr, bound: Any, what: str) -> np.ndarray:
@@ -484,8 +481,7 @@ def _bound_against(expr: LinExpr, bound: Any, what: str) -> np.ndarray:
         if np.isnan(value):
             raise ValueError(f"{what} is NaN")
         return np.full(expr.size, value)
-    _, values = _data_array(expr, bound, what, allow_infinite=True)
-    return values.copy()
+    return _data_array(expr, bound, what, allow_infinite=True).copy()
 
 
 def _widen(coef: sp.csr_matrix, num_cols: int) -> sp.csr_matrix:
@@ -555,8 +551,8 @@ def _combine(left: LinExpr, right: Operand, sign: float) -> LinExpr:
         return LinExpr(
             left.model, left.sets, left.coef, left.const + sign * _check_number(right, "constant")
         )
-    expr, values = _data_array(left, right, "constant")
-    return LinExpr(left.model, expr.sets, expr.coef, expr.const + sign * values)
+    values = _data_array(left, right, "constant")
+    return LinExpr(left.model, left.sets, left.coef, left.const + sign * values)
 
 
 def _constraint(left: LinExpr, right: Operand, sense: str) -> Constraint:

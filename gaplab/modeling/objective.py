@@ -83,13 +83,13 @@ def _add_linear(left: LinExpr | float, right: Any) -> LinExpr | float:
 def _part(kind: str, arg: LinExpr, weight: Any, **params: Any) -> ConvexExpr:
     if not isinstance(arg, LinExpr):
         raise TypeError(f"the argument of {kind}() must be a gaplab expression, got {type(arg)}")
-    _, weights = _data_array(arg, weight, f"weight of {kind}()")
+    weights = _data_array(arg, weight, f"weight of {kind}()")
     arrays = {}
     for name, value in params.items():
         if name in ("slopes", "intercepts"):
             arrays[name] = value
         else:
-            _, arrays[name] = _data_array(arg, value, f"{name} of {kind}()")
+            arrays[name] = _data_array(arg, value, f"{name} of {kind}()")
     return ConvexExpr(0.0, (ConvexPart(kind, arg, weights, arrays),))
 
 
