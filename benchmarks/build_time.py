@@ -48,10 +48,10 @@ def build_raw_highspy(data: dict[str, np.ndarray]) -> Any:
     weight, cost, capacity = data["weight"], data["cost"], data["capacity"]
     n, m = weight.shape
     columns = np.arange(n * m, dtype=np.int32)
-    # Assignment rows: row i holds columns i*m .. i*m+m-1.
+    # Assignment rows: row i contains columns i*m .. i*m+m-1.
     assign_index = columns
     assign_start = np.arange(0, n * m + 1, m, dtype=np.int32)
-    # Capacity rows: row j holds columns j, m + j, 2m + j, ...
+    # Capacity rows: row j contains columns j, m + j, 2m + j, ...
     capacity_index = columns.reshape(n, m).T.ravel()
     capacity_start = n * m + np.arange(0, n * m + 1, n, dtype=np.int32)
     start = np.concatenate([assign_start[:-1], capacity_start]).astype(np.int32)

@@ -69,7 +69,7 @@ class CompiledModel:
 
     The model is ``sense`` of ``objective @ x + offset + sum of convex terms`` subject to
     ``row_lower <= A @ x <= row_upper`` and ``col_lower <= x <= col_upper``, with ``x[j]``
-    integral where ``integrality[j]`` is 1. Infinite bounds are ``numpy.inf``. The object holds
+    integral where ``integrality[j]`` is 1. Infinite bounds are ``numpy.inf``. The object has
     no solver handle, so it pickles, and two compiled models compare equal when every array,
     label and name matches.
     """
@@ -206,7 +206,7 @@ class CompiledModel:
     # ------------------------------------------------------------------ comparison
 
     def equals(self, other: object, *, check_labels: bool = True, rtol: float = 0.0) -> bool:
-        """Compare every array, name and block layout; labels too unless told not to."""
+        """Compare every array, name and block layout, and labels unless ``check_labels`` is off."""
         if not isinstance(other, CompiledModel):
             return False
         if self.sense != other.sense or self.A.shape != other.A.shape:

@@ -1,8 +1,8 @@
 """Separable convex functions of affine arguments, as they appear in compiled models.
 
 A :class:`ConvexTerm` stands for ``sum_i weight_i * f(u_i)`` with ``u = A @ x + b``. Each kind
-of ``f`` below knows its value, derivative and domain, which is all the tangent-cut
-approximation needs; cvxpy receives the same terms as atoms.
+of ``f`` below provides its value, derivative and domain, which is all the tangent-cut
+approximation needs. cvxpy receives the same terms as atoms.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ KINDS = ("mm1", "square", "exp", "power", "pwl")
 class ConvexTerm:
     """``sum_i weight_i * f(A[i] @ x + b[i])`` for one kind of ``f``.
 
-    ``params`` holds per-term arrays: ``capacity`` for ``mm1``, ``exponent`` for ``power``,
+    ``params`` contains per-term arrays: ``capacity`` for ``mm1``, ``exponent`` for ``power``,
     ``slopes`` and ``intercepts`` (shape ``(size, pieces)``) for ``pwl``.
     """
 
@@ -80,7 +80,7 @@ class ConvexTerm:
         return slopes[np.arange(len(u)), active]
 
     def domain_violation_of(self, u: np.ndarray) -> float:
-        """How far ``u`` lies outside the domain (0 inside; infinite at the M/M/1 pole)."""
+        """Return how far ``u`` lies outside the domain: 0 inside, infinite at the M/M/1 pole."""
         if self.kind == "mm1":
             c = self.params["capacity"]
             if np.any(u >= c):
@@ -117,7 +117,7 @@ class ConvexTerm:
         return all(np.array_equal(self.params[k], other.params[k]) for k in self.params)
 
     def with_columns(self, num_cols: int) -> ConvexTerm:
-        """The same term with ``A`` widened to ``num_cols`` columns."""
+        """Return the same term with ``A`` widened to ``num_cols`` columns."""
         if self.A.shape[1] == num_cols:
             return self
         A = sp.csr_matrix(

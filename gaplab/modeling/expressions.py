@@ -160,7 +160,7 @@ class LinExpr:
         )
 
     def between(self, lower: Operand, upper: Operand) -> Constraint:
-        """The ranged constraint ``lower <= self <= upper``."""
+        """Return the ranged constraint ``lower <= self <= upper``."""
         lo = _bound_against(self, lower, "lower bound")
         hi = _bound_against(self, upper, "upper bound")
         return Constraint(self, lo - self.const, hi - self.const)
@@ -241,8 +241,8 @@ class LinExpr:
     def sel(self, **selection: Any) -> LinExpr:
         """Select rows by label along named dimensions.
 
-        A single label drops the dimension; a list of unique labels keeps it as a subset (a new
-        set with the same name, which no longer aligns with the full set).
+        A single label drops the dimension. A list of unique labels keeps it as a subset: a new
+        set with the same name, which no longer aligns with the full set.
         """
         expr = self
         for dim, labels in selection.items():
@@ -271,7 +271,7 @@ class LinExpr:
         ``labels`` is a pandas Series with a named index, that index is used. This is how arc
         constraints are written, for example ``start.at(arcs.dst) >= start.at(arcs.src)``.
 
-        With a tuple of dimensions, ``labels`` holds one tuple per entry (or is a DataFrame
+        With a tuple of dimensions, ``labels`` contains one tuple per entry (or is a DataFrame
         with one column per dimension), which picks pairs such as (source, node) out of a
         two-dimensional expression: ``flow.at(paths[["source", "node"]], dim=("source",
         "node"))``.
@@ -473,7 +473,7 @@ def _data_array(expr: LinExpr, data: Any, what: str, *, allow_infinite: bool = F
 
 
 def _bound_against(expr: LinExpr, bound: Any, what: str) -> np.ndarray:
-    """One bound per row of ``expr``; infinite bounds are allowed, NaN is not."""
+    """Return one bound per row of ``expr``; infinite bounds are allowed, NaN is not."""
     if isinstance(bound, LinExpr):
         raise TypeError(f"{what} of a ranged constraint must be data, not an expression")
     if _is_scalar(bound):
@@ -491,7 +491,7 @@ def _widen(coef: sp.csr_matrix, num_cols: int) -> sp.csr_matrix:
 
 
 def _aligned_sets(a: tuple[IndexSet, ...], b: tuple[IndexSet, ...]) -> tuple[IndexSet, ...]:
-    """The dimensions of ``a op b``: those of ``a``, then the ones only ``b`` has."""
+    """Return the dimensions of ``a op b``: those of ``a``, then the ones only ``b`` has."""
     names_a = {s.name for s in a}
     names_b = {s.name for s in b}
     if not (names_a <= names_b or names_b <= names_a):
@@ -574,7 +574,7 @@ def _constraint(left: LinExpr, right: Operand, sense: str) -> Constraint:
 
 
 def has_unit_rows(coef: sp.csr_matrix) -> bool:
-    """True when every row holds exactly one stored entry (cached on the matrix)."""
+    """Return whether every row has exactly one stored entry (cached on the matrix)."""
     known = getattr(coef, "gaplab_unit_rows", None)
     if known is None:
         rows = coef.shape[0]

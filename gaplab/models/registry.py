@@ -53,7 +53,7 @@ class ModelSpec:
     sense: str
     """``min`` or ``max``: the direction in which the objective improves."""
     objective_name: str
-    """What the objective measures, with its unit, for example ``makespan (gas)``."""
+    """Name of the objective with its unit, for example ``makespan (gas)``."""
     load: Callable[[Path], Any]
     generate: Callable[..., Any]
     """``generate(seed=..., size=...)``; ``size`` is one of ``sizes``."""
@@ -80,7 +80,7 @@ class ModelSpec:
         return self.default_exact or next(iter(self.exact))
 
     def pick_importer(self, source: Path) -> Callable[[Path], Any]:
-        """The importer for ``source``: the only one, or the one whose name its suffix matches."""
+        """Return the importer for ``source``: the only one, or the one its suffix or name names."""
         if not self.importers:
             raise ValueError(f"model {self.name!r} has no importers for real data files")
         if len(self.importers) == 1:
@@ -100,7 +100,7 @@ class ModelSpec:
 
 @dataclass
 class Outcome:
-    """One method's answer on one instance, validated."""
+    """One method's solution on one instance, validated."""
 
     model: str
     instance: str
@@ -142,7 +142,7 @@ def register(spec: ModelSpec) -> ModelSpec:
 
 
 def registered() -> dict[str, ModelSpec]:
-    """Every registered model by name, after importing the model packages."""
+    """Return every registered model by name, after importing the model packages."""
     import gaplab.models  # noqa: F401  (importing registers the specs)
 
     return dict(_REGISTRY)
@@ -207,7 +207,7 @@ def run_heuristic(spec: ModelSpec, instance: Any, instance_name: str, name: str)
         bound=None,
         seconds=seconds,
         valid=None,
-        # A heuristic may say how it ended (for example an iteration that did not converge).
+        # A heuristic may report how it ended, for example an iteration that did not converge.
         status=str(getattr(solution, "status", "") or "heuristic"),
         solution=solution,
     )

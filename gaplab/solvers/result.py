@@ -16,7 +16,7 @@ if TYPE_CHECKING:
 
 
 class Termination(StrEnum):
-    """Why the solver stopped, in MathOptInterface's vocabulary."""
+    """Reason the solver stopped, in MathOptInterface's vocabulary."""
 
     OPTIMAL = "optimal"
     """A globally optimal point was found, within the requested gap."""
@@ -47,7 +47,7 @@ class Termination(StrEnum):
 
 
 class SolutionStatus(StrEnum):
-    """What the solver returned as its primal point."""
+    """Kind of primal point the solver returned."""
 
     FEASIBLE_POINT = "feasible_point"
     """A point that satisfies the model within the solver's tolerances."""
@@ -128,7 +128,7 @@ class SolveOptions:
 
 
 class SolveError(RuntimeError):
-    """Raised by :meth:`Result.raise_for_status`; ``result`` holds the whole Result."""
+    """Raised by :meth:`Result.raise_for_status`; ``result`` is the whole Result."""
 
     def __init__(self, result: Result) -> None:
         self.result = result
@@ -144,9 +144,9 @@ class SolveError(RuntimeError):
 class Result:
     """Everything a backend reports about one solve, keyed by the model's labels.
 
-    ``termination`` says why the solver stopped and ``solution_status`` what it returned; the
-    two are independent (a time limit may come with or without an incumbent). Values and duals
-    are ``None`` when there is no point, never zeros.
+    ``termination`` gives the reason the solver stopped and ``solution_status`` the kind of point
+    it returned. The two are independent, because a time limit may come with or without an
+    incumbent. Values and duals are ``None`` when there is no point, never zeros.
     """
 
     model_name: str
