@@ -80,7 +80,7 @@ class ModelSpec:
         return self.default_exact or next(iter(self.exact))
 
     def pick_importer(self, source: Path) -> Callable[[Path], Any]:
-        """Return the importer for ``source``: the only one, or the one its suffix or name names."""
+        """Return the importer for ``source``: the only one, or one matching its suffix or name."""
         if not self.importers:
             raise ValueError(f"model {self.name!r} has no importers for real data files")
         if len(self.importers) == 1:
